@@ -1,0 +1,139 @@
+"""Writing and reading RGB-D scenes in nerfstudio's `transforms.json` layout.
+
+Every converter (synthetic, NYU raw, NYU labeled) ends here, so the on-disk contract lives in
+one place: `images/*.png`, `depth/*.png` as 16-bit millimetres with 0 = invalid, OpenGL
+camera-to-world poses, and a `metadata.json` that records where the frames came from.
+The write is atomic: a scene folder either has a complete `transforms.json` or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image
+
+DEPTH_UNIT_SCALE = 1e-3  # depth PNGs store millimetres
+OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+@dataclass
+class RGBDFrame:
+    """One posed RGB-D frame in OpenCV camera axes."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    depth: np.ndarray  # (H, W) float metres, 0 or nan = invalid
+    c2w: np.ndarray  # (4, 4) OpenCV camera-to-world
+    name: str
+
+
+def depth_to_png_mm(depth_m: np.ndarray) -> np.ndarray:
+    """Metres to uint16 millimetres; invalid and out-of-range become 0."""
+    d = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    mm = np.round(d * 1000.0)
+    mm[(mm <= 0) | (mm > 65535)] = 0
+    return mm.astype(np.uint16)
+
+
+def read_depth_png(path: Path) -> np.ndarray:
+    """uint16 millimetre PNG to float32 metres (0 = invalid)."""
+    arr = np.asarray(Image.open(path))
+    if arr.dtype not in (np.uint16, np.int32) or arr.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel 16-bit depth PNG, got {arr.dtype} {arr.shape}")
+    return arr.astype(np.float32) * DEPTH_UNIT_SCALE
+
+
+def write_scene(
+    out_dir: Path,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    frames: Iterable[RGBDFrame],
+    metadata: dict[str, Any],
+    extra_transforms: dict[str, Any] | None = None,
+) -> Path:
+    """Write frames as a nerfstudio RGB-D scene and return the path of `transforms.json`."""
+    out_dir = Path(out_dir)
+    (out_dir / "images").mkdir(parents=True, exist_ok=True)
+    (out_dir / "depth").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for frame in frames:
+        if frame.rgb.shape[:2] != (height, width) or frame.depth.shape != (height, width):
+            raise ValueError(
+                f"frame {frame.name}: rgb {frame.rgb.shape} / depth {frame.depth.shape} "
+                f"do not match the scene size {height}x{width}"
+            )
+        rgb_rel, depth_rel = f"images/{frame.name}.png", f"depth/{frame.name}.png"
+        Image.fromarray(frame.rgb).save(out_dir / rgb_rel)
+        Image.fromarray(depth_to_png_mm(frame.depth)).save(out_dir / depth_rel)
+        entries.append(
+            {
+                "file_path": rgb_rel,
+                "depth_file_path": depth_rel,
+                "transform_matrix": (frame.c2w @ OPENCV_TO_OPENGL).tolist(),
+            }
+        )
+    if not entries:
+        raise ValueError(f"{out_dir}: no frames to write")
+    transforms = {
+        "camera_model": "OPENCV",
+        "fl_x": float(K[0, 0]),
+        "fl_y": float(K[1, 1]),
+        "cx": float(K[0, 2]),
+        "cy": float(K[1, 2]),
+        "w": int(width),
+        "h": int(height),
+        "k1": 0.0,
+        "k2": 0.0,
+        "p1": 0.0,
+        "p2": 0.0,
+        "depth_unit_scale_factor": DEPTH_UNIT_SCALE,
+        "frames": entries,
+        **(extra_transforms or {}),
+    }
+    (out_dir / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    tmp = out_dir / "transforms.json.tmp"
+    tmp.write_text(json.dumps(transforms, indent=2))
+    os.replace(tmp, out_dir / "transforms.json")
+    return out_dir / "transforms.json"
+
+
+@dataclass
+class LoadedScene:
+    """A scene read back from disk, with OpenCV poses and metric depth."""
+
+    K: np.ndarray
+    width: int
+    height: int
+    c2w: np.ndarray  # (N, 4, 4) OpenCV
+    image_paths: list[Path]
+    depth_paths: list[Path]
+
+    def depth(self, i: int) -> np.ndarray:
+        return read_depth_png(self.depth_paths[i])
+
+    def rgb(self, i: int) -> np.ndarray:
+        return np.asarray(Image.open(self.image_paths[i]).convert("RGB"))
+
+
+def load_scene(scene_dir: Path) -> LoadedScene:
+    """Read a scene written by `write_scene` (or any nerfstudio RGB-D scene with per-frame depth)."""
+    scene_dir = Path(scene_dir)
+    path = scene_dir / "transforms.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found; is {scene_dir} a converted scene?")
+    meta = json.loads(path.read_text())
+    frames = meta["frames"]
+    K = np.array([[meta["fl_x"], 0, meta["cx"]], [0, meta["fl_y"], meta["cy"]], [0, 0, 1.0]])
+    return LoadedScene(
+        K=K,
+        width=int(meta["w"]),
+        height=int(meta["h"]),
+        c2w=np.stack([np.asarray(f["transform_matrix"]) @ OPENCV_TO_OPENGL for f in frames]),
+        image_paths=[scene_dir / f["file_path"] for f in frames],
+        depth_paths=[scene_dir / f["depth_file_path"] for f in frames],
+    )
