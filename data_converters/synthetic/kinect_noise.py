@@ -54,13 +54,16 @@ class KinectNoiseModel:
 
     def corrupt(self, depth_m: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Noisy, quantised, holed depth in metres (0 = missing) from clean planar depth."""
+        return raw_to_metres(self.corrupt_raw(depth_m, rgb, rng))
+
+    def corrupt_raw(self, depth_m: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """What the sensor stores: noisy 11-bit raw disparity (uint16, `RAW_INVALID` = missing)."""
         depth = np.asarray(depth_m, dtype=np.float64)
-        raw = metres_to_raw(depth) + rng.normal(0.0, self.disparity_sigma, depth.shape)
-        raw = np.round(raw)
-        noisy = raw_to_metres(raw).astype(np.float64)
+        raw = np.round(metres_to_raw(depth) + rng.normal(0.0, self.disparity_sigma, depth.shape))
         holes = self.hole_mask(depth, rgb, rng)
-        noisy[holes | (depth > self.max_range) | (depth <= 0)] = 0.0
-        return noisy.astype(np.float32)
+        invalid = holes | (depth > self.max_range) | (depth <= 0) | ~np.isfinite(raw) | (raw < 0) | (raw >= RAW_INVALID)
+        raw[invalid] = RAW_INVALID
+        return raw.astype(np.uint16)
 
     def hole_mask(self, depth: np.ndarray, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Where a real Kinect would return nothing: edge shadows, dark, glancing, random."""

@@ -32,7 +32,7 @@ class RoomScene:
     light: tuple[float, float, float] = (0.5, -0.3, 2.4)
 
     @classmethod
-    def default(cls) -> "RoomScene":
+    def default(cls) -> RoomScene:
         """A living-room-like layout: table, sofa, shelf, cabinet and a dark TV panel."""
         return cls(
             boxes=[
@@ -59,13 +59,17 @@ class RoomScene:
         dirs_cam = np.stack(
             [(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1
         ).reshape(-1, 3)
+        rgb, depth = self.render_rays(c2w, dirs_cam)
+        return rgb.reshape(height, width, 3), depth.reshape(height, width)
+
+    def render_rays(self, c2w: np.ndarray, dirs_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Render (N, 3) camera-frame rays with unit z (e.g. a distorted lens): RGB (N, 3) and planar depth (N,)."""
         dirs = dirs_cam @ c2w[:3, :3].T
         origin = c2w[:3, 3]
         t, normal, albedo_idx, freq = self._intersect(origin, dirs)
         points = origin + dirs * t[:, None]
         rgb = self._shade(points, normal, albedo_idx, freq)
-        depth = t  # dirs have unit z in the camera frame, so t is planar depth
-        return rgb.reshape(height, width, 3), depth.reshape(height, width).astype(np.float32)
+        return rgb, t.astype(np.float32)  # dirs have unit z in the camera frame, so t is planar depth
 
     def _intersect(
         self, origin: np.ndarray, dirs: np.ndarray
@@ -161,4 +165,4 @@ def handheld_trajectory(num_frames: int, seed: int = 0, arc_degrees: float = 120
     targets = np.stack(
         [-0.7 * np.cos(angle) + shake(3, 0.1), -0.7 * np.sin(angle) + shake(4, 0.1), 0.8 + shake(5, 0.05)], 1
     )
-    return np.stack([look_at(e, t) for e, t in zip(eyes, targets)])
+    return np.stack([look_at(e, t) for e, t in zip(eyes, targets, strict=True)])

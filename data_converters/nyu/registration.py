@@ -1,0 +1,89 @@
+"""Registering NYU raw depth into the undistorted RGB camera, as the toolbox's `project_depth_map.m`.
+
+Depth is undistorted (nearest neighbour, never blended across edges), back-projected with the depth
+intrinsics, moved by the calibrated extrinsics, projected with the RGB intrinsics and z-buffered
+(the nearest surface wins); the RGB image is undistorted bilinearly. The invalid border that the
+depth camera does not cover is cropped, and the intrinsics shifted to match.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from data_converters.nyu import calibration as cal
+from data_converters.synthetic.kinect_noise import raw_to_metres
+
+
+@dataclass
+class RegisteredFrame:
+    """RGB and depth (metres, 0 = invalid) on the same undistorted RGB pixel grid."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+
+
+class DepthRegistration:
+    """Precomputed undistortion maps and depth rays for the NYU Kinect calibration."""
+
+    def __init__(self, crop: bool = True) -> None:
+        size = (cal.WIDTH, cal.HEIGHT)
+        self.crop = crop
+        self._rgb_maps = cv2.initUndistortRectifyMap(cal.K_RGB, cal.DIST_RGB, None, cal.K_RGB, size, cv2.CV_32FC1)
+        self._depth_maps = cv2.initUndistortRectifyMap(
+            cal.K_DEPTH, cal.DIST_DEPTH, None, cal.K_DEPTH, size, cv2.CV_32FC1
+        )
+        u, v = np.meshgrid(np.arange(cal.WIDTH, dtype=np.float64), np.arange(cal.HEIGHT, dtype=np.float64))
+        self._rays = np.stack(
+            [(u - cal.K_DEPTH[0, 2]) / cal.K_DEPTH[0, 0], (v - cal.K_DEPTH[1, 2]) / cal.K_DEPTH[1, 1]], -1
+        ).reshape(-1, 2)
+
+    @property
+    def K(self) -> np.ndarray:
+        """Intrinsics (OpenCV pixel convention) of the registered output."""
+        return cal.cropped_rgb_intrinsics() if self.crop else cal.K_RGB.copy()
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the registered output."""
+        if self.crop:
+            return cal.CROP_COLS.stop - cal.CROP_COLS.start, cal.CROP_ROWS.stop - cal.CROP_ROWS.start
+        return cal.WIDTH, cal.HEIGHT
+
+    def undistort_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """Undistorted RGB on the ideal RGB pixel grid (full 640x480)."""
+        return cv2.remap(rgb, *self._rgb_maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    def undistort_depth(self, depth_m: np.ndarray) -> np.ndarray:
+        """Undistorted depth on the ideal depth pixel grid; nearest neighbour keeps edges sharp."""
+        return cv2.remap(
+            depth_m.astype(np.float32), *self._depth_maps, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT
+        )
+
+    def depth_into_rgb(self, depth_m: np.ndarray) -> np.ndarray:
+        """Move undistorted depth-camera depth into the undistorted RGB camera with a z-buffer (full size)."""
+        z = depth_m.reshape(-1).astype(np.float64)
+        valid = z > 0
+        pts = np.concatenate([self._rays[valid] * z[valid, None], z[valid, None]], 1)
+        pts = pts @ cal.R_EFF.T + cal.T_EFF
+        front = pts[:, 2] > 1e-6
+        pts = pts[front]
+        u = np.round(cal.K_RGB[0, 0] * pts[:, 0] / pts[:, 2] + cal.K_RGB[0, 2]).astype(np.int64)
+        v = np.round(cal.K_RGB[1, 1] * pts[:, 1] / pts[:, 2] + cal.K_RGB[1, 2]).astype(np.int64)
+        inside = (u >= 0) & (u < cal.WIDTH) & (v >= 0) & (v < cal.HEIGHT)
+        out = np.full(cal.WIDTH * cal.HEIGHT, np.inf)
+        np.minimum.at(out, v[inside] * cal.WIDTH + u[inside], pts[inside, 2])
+        out[~np.isfinite(out)] = 0.0
+        return out.reshape(cal.HEIGHT, cal.WIDTH).astype(np.float32)
+
+    def register(self, rgb: np.ndarray, raw_depth: np.ndarray) -> RegisteredFrame:
+        """Raw Kinect RGB + raw disparity to an undistorted, registered (and cropped) RGB-D pair."""
+        depth = self.depth_into_rgb(self.undistort_depth(raw_to_metres(raw_depth)))
+        rgb_u = self.undistort_rgb(rgb)
+        if self.crop:
+            return RegisteredFrame(
+                rgb_u[cal.CROP_ROWS, cal.CROP_COLS].copy(), depth[cal.CROP_ROWS, cal.CROP_COLS].copy()
+            )
+        return RegisteredFrame(rgb_u, depth)
