@@ -1,0 +1,148 @@
+"""Random RGB-D training patches: crops, flips and Kinect-style corruption for the conditioning.
+
+A target patch must have depth at every pixel (the prior learns complete geometry), so crops that
+touch a hole are rejected. The conditioning channels are the frame's own raw depth when the
+source has one (NYU `rawDepths`) or a `KinectNoiseModel` corruption of the target otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from data_converters.nerfstudio_scene import load_scene
+from data_converters.synthetic.kinect_noise import KinectNoiseModel
+from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
+
+MAX_CROP_TRIES = 64
+
+
+@dataclass
+class TrainingFrame:
+    """One RGB-D frame to crop from; `raw` is an optional real sensor observation of `depth`."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    depth: np.ndarray  # (H, W) float32 metres, 0 = unknown
+    name: str
+    raw: np.ndarray | None = None  # (H, W) float32 metres, 0 = missing
+
+
+def check_rgbd(rgb: np.ndarray, depth: np.ndarray, name: str, min_size: int = 1) -> None:
+    """Raise a ValueError naming the frame when RGB-D input cannot be used."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"{name}: RGB must be (H, W, 3), got {rgb.shape}")
+    if depth.shape != rgb.shape[:2]:
+        raise ValueError(f"{name}: depth {depth.shape} does not match the RGB size {rgb.shape[:2]}")
+    if min(depth.shape) < min_size:
+        raise ValueError(f"{name}: frame {depth.shape} is smaller than the {min_size} px patch")
+    if not np.isfinite(depth).all():
+        raise ValueError(f"{name}: depth has NaN/inf values; mark missing depth with 0")
+    if not (depth > 0).any():
+        raise ValueError(f"{name}: depth is all zero (no valid pixel)")
+
+
+def frames_from_arrays(
+    rgbs: Sequence[np.ndarray], depths: Sequence[np.ndarray], raws: Sequence[np.ndarray] | None = None
+) -> list[TrainingFrame]:
+    """Wrap in-memory arrays (RGB uint8 or float in [0, 1], depth in metres) as training frames."""
+    frames = []
+    for i, (rgb, depth) in enumerate(zip(rgbs, depths, strict=True)):
+        rgb = np.asarray(rgb)
+        if rgb.dtype != np.uint8:
+            rgb = (np.clip(rgb, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        raw = None if raws is None else np.asarray(raws[i], np.float32)
+        frames.append(TrainingFrame(rgb, np.asarray(depth, np.float32), f"frame {i}", raw))
+    return frames
+
+
+def frames_from_scene(scene_dir: Path) -> list[TrainingFrame]:
+    """All frames of a converted scene; its (raw, holed) depth is the target, holes are avoided."""
+    scene = load_scene(scene_dir)
+    return [
+        TrainingFrame(scene.rgb(i), scene.depth(i), str(scene.depth_paths[i]))
+        for i in range(len(scene.image_paths))
+    ]
+
+
+def frames_from_path(path: Path) -> list[TrainingFrame]:
+    """A converted scene, or a folder of converted scenes (one level down)."""
+    path = Path(path)
+    if (path / "transforms.json").is_file():
+        return frames_from_scene(path)
+    scenes = sorted(p for p in path.iterdir() if (p / "transforms.json").is_file()) if path.is_dir() else []
+    if not scenes:
+        raise FileNotFoundError(f"{path}: neither a converted scene (transforms.json) nor a folder of them")
+    return [frame for scene in scenes for frame in frames_from_scene(scene)]
+
+
+class RGBDPatchDataset(Dataset):
+    """Deterministic random patches: item `i` is always the same crop, flip and corruption."""
+
+    def __init__(
+        self,
+        frames: Sequence[TrainingFrame],
+        patch_size: int = 48,
+        length: int = 1_000_000,
+        cond_drop_prob: float = 0.3,
+        noise_model: KinectNoiseModel | None = None,
+        seed: int = 0,
+    ) -> None:
+        if not frames:
+            raise ValueError("no frames to sample patches from")
+        for frame in frames:
+            check_rgbd(frame.rgb, frame.depth, frame.name, patch_size)
+            if frame.raw is not None and frame.raw.shape != frame.depth.shape:
+                raise ValueError(f"{frame.name}: raw depth {frame.raw.shape} does not match {frame.depth.shape}")
+        self.frames = list(frames)
+        self.patch_size = patch_size
+        self.length = length
+        self.cond_drop_prob = cond_drop_prob
+        self.noise_model = noise_model or KinectNoiseModel()
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        rgb, depth, raw = self._crop(rng)
+        if rng.random() < 0.5:
+            rgb, depth = rgb[:, ::-1], depth[:, ::-1]
+            raw = None if raw is None else raw[:, ::-1]
+        if raw is None:  # corrupt after flipping so IR shadows stay on the projector's side
+            raw = self.noise_model.corrupt(depth, rgb, rng)
+        x = encode(
+            torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None],
+            torch.from_numpy(np.ascontiguousarray(depth))[None, None],
+        )[0]
+        cond = observation_channels(torch.from_numpy(np.ascontiguousarray(raw))[None, None])[0]
+        if rng.random() < self.cond_drop_prob:
+            cond = torch.zeros_like(cond)
+        return {"x": x, "cond": cond}
+
+    def _crop(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """A crop whose target depth is complete; frames full of holes are skipped."""
+        p = self.patch_size
+        for _ in range(MAX_CROP_TRIES):
+            frame = self.frames[rng.integers(len(self.frames))]
+            h, w = frame.depth.shape
+            y, x = int(rng.integers(h - p + 1)), int(rng.integers(w - p + 1))
+            depth = frame.depth[y : y + p, x : x + p]
+            if (depth > 0).all():
+                raw = None if frame.raw is None else frame.raw[y : y + p, x : x + p]
+                return frame.rgb[y : y + p, x : x + p], depth, raw
+        raise ValueError(
+            f"no hole-free {p}x{p} depth crop found in {MAX_CROP_TRIES} tries; the depth maps have too many "
+            "holes for this patch size (use a smaller --patch-size or hole-filled depth)"
+        )
+
+
+def observation_channels(raw_depth_m: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) raw depth (0 = missing) to the 2 conditioning channels: encoded depth, mask."""
+    mask = (raw_depth_m > 0).to(raw_depth_m.dtype)
+    return torch.cat([encode_depth(raw_depth_m) * mask, mask], dim=1)
