@@ -71,3 +71,10 @@ def cropped_rgb_intrinsics() -> np.ndarray:
 # Kinect accelerometer axes (x left, y up, z forward, reading +g upward at rest) to OpenCV camera axes
 # (x right, y down, z forward). Assumed from libfreenect's conventions; not verifiable on the fixtures.
 ACCEL_TO_CAMERA = np.diag([-1.0, -1.0, 1.0])
+
+
+def to_nerfstudio_intrinsics(K: np.ndarray) -> np.ndarray:
+    """OpenCV intrinsics (pixel centres at integers) to nerfstudio's (centres at +0.5): shift cx, cy by 0.5."""
+    K = np.asarray(K, dtype=np.float64).copy()
+    K[:2, 2] += 0.5
+    return K
