@@ -1,0 +1,42 @@
+"""The NYU calibration constants: the proper rigid transform must project exactly like the toolbox's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data_converters.nyu import calibration as cal
+
+
+def _project(K: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return (p @ K.T)[:, :2] / (p @ K.T)[:, 2:]
+
+
+def test_effective_extrinsics_project_like_the_toolbox() -> None:
+    rng = np.random.default_rng(0)
+    p_depth = np.column_stack([rng.uniform(-2, 2, 500), rng.uniform(-1.5, 1.5, 500), rng.uniform(0.7, 8, 500)])
+    toolbox = p_depth @ cal.R_TOOLBOX.T + cal.T_TOOLBOX
+    effective = p_depth @ cal.R_EFF.T + cal.T_EFF
+    assert (toolbox[:, 2] < 0).all() and (effective[:, 2] > 0).all()  # the toolbox's point is flipped
+    np.testing.assert_allclose(_project(cal.K_RGB, toolbox), _project(cal.K_RGB, effective), atol=1e-9)
+
+
+def test_effective_extrinsics_match_reference_values() -> None:
+    np.testing.assert_allclose(
+        cal.R_EFF,
+        [
+            [0.99997799, -0.00503599, -0.00431966],
+            [0.00505184, 0.99998052, 0.00366624],
+            [0.00430112, -0.00368798, 0.99998395],
+        ],
+        atol=1e-8,
+    )
+    np.testing.assert_allclose(cal.T_EFF, [-0.0250319, 0.0002934, -0.0006624], atol=1e-7)
+    assert np.isclose(np.linalg.det(cal.R_EFF), 1.0)
+    np.testing.assert_allclose(cal.R_EFF @ cal.R_EFF.T, np.eye(3), atol=1e-6)
+    assert 0.024 < np.linalg.norm(cal.T_EFF) < 0.026  # Kinect v1's 2.5 cm RGB-depth baseline
+
+
+def test_cropped_intrinsics_shift_the_principal_point() -> None:
+    K = cal.cropped_rgb_intrinsics()
+    assert K[0, 2] == cal.K_RGB[0, 2] - 40 and K[1, 2] == cal.K_RGB[1, 2] - 44
+    assert (cal.CROP_COLS.stop - cal.CROP_COLS.start, cal.CROP_ROWS.stop - cal.CROP_ROWS.start) == (561, 427)
