@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 
 from data_converters.nerfstudio_scene import load_scene
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
+from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
 
 MAX_CROP_TRIES = 64
@@ -120,7 +121,7 @@ class RGBDPatchDataset(Dataset):
             torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None],
             torch.from_numpy(np.ascontiguousarray(depth))[None, None],
         )[0]
-        cond = observation_channels(torch.from_numpy(np.ascontiguousarray(raw))[None, None])[0]
+        cond = observation_channels(raw)
         if rng.random() < self.cond_drop_prob:
             cond = torch.zeros_like(cond)
         return {"x": x, "cond": cond}
@@ -142,7 +143,15 @@ class RGBDPatchDataset(Dataset):
         )
 
 
-def observation_channels(raw_depth_m: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) raw depth (0 = missing) to the 2 conditioning channels: encoded depth, mask."""
-    mask = (raw_depth_m > 0).to(raw_depth_m.dtype)
-    return torch.cat([encode_depth(raw_depth_m) * mask, mask], dim=1)
+def observation_channels(raw_depth_m: np.ndarray) -> torch.Tensor:
+    """(H, W) raw depth (0 = missing) to the (2, H, W) conditioning: encoded depth, validity mask.
+
+    Holes in the depth channel are pre-filled with the nearest observation, so the network learns a
+    correction of a classical fill rather than hole filling from scratch; the mask says which
+    pixels were measured. Nothing observed gives all zeros, the same as dropped conditioning.
+    """
+    mask = raw_depth_m > 0
+    if not mask.any():
+        return torch.zeros(2, *raw_depth_m.shape)
+    filled = torch.from_numpy(np.ascontiguousarray(nearest_fill(raw_depth_m), dtype=np.float32))
+    return torch.stack([encode_depth(filled), torch.from_numpy(mask).float()])

@@ -12,6 +12,8 @@ from torch import Tensor
 
 MIN_DEPTH_M = 0.2
 """Depths below this clamp to disparity 1 (the codec's +1)."""
+MAX_DECODED_DEPTH_M = 20.0
+"""Decoding caps depth here: codes near -1 mean "very far", which indoors is a wall at most this far."""
 
 
 def encode_depth(depth_m: Tensor) -> Tensor:
@@ -20,8 +22,8 @@ def encode_depth(depth_m: Tensor) -> Tensor:
 
 
 def decode_depth(code: Tensor) -> Tensor:
-    """Codec space back to metres; codes at -1 (infinitely far) are clamped to a tiny disparity."""
-    disparity = ((code + 1.0) * 0.5).clamp(min=1e-4, max=1.0)
+    """Codec space back to metres, capped at `MAX_DECODED_DEPTH_M`."""
+    disparity = ((code + 1.0) * 0.5).clamp(min=MIN_DEPTH_M / MAX_DECODED_DEPTH_M, max=1.0)
     return MIN_DEPTH_M / disparity
 
 

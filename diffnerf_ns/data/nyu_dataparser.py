@@ -1,0 +1,136 @@
+"""The `nyu` DataParser: NYU Depth V2 (raw folders, labeled .mat, converted scenes) in metric scene units.
+
+Whatever `--data` is, it is first resolved to a converted nerfstudio RGB-D scene
+(`data_converters`), then read by nerfstudio's own parser with metric settings: poses are
+centred but not rescaled, so one scene unit is one metre and depth supervision needs no
+rescaling. The scene box is fitted to the back-projected depth, so it covers the whole room,
+not just the camera path.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Type
+
+import numpy as np
+import torch
+
+from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, read_depth_png
+from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
+from nerfstudio.data.dataparsers.nerfstudio_dataparser import Nerfstudio, NerfstudioDataParserConfig
+from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.plugins.registry_dataparser import DataParserSpecification
+
+
+@dataclass
+class NyuDataParserConfig(NerfstudioDataParserConfig):
+    """NYU Depth V2 / RGB-D scene parser; metric units, every 8th frame held out by default."""
+
+    _target: Type = field(default_factory=lambda: NyuDataParser)
+    data: Path = Path("outputs/demo_scene")
+    """A converted scene (has transforms.json), a raw NYU scene folder, or nyu_depth_v2_labeled.mat."""
+    scene_name: str | None = None
+    """Scene to export when --data is the labeled .mat (e.g. bedroom_0001)."""
+    cache_dir: Path | None = None
+    """Where raw/labeled input is converted to (default: beside the input); reused on later runs."""
+    depth_source: Literal["raw", "refined"] = "raw"
+    """'refined' supervises with prior-refined depth where `diffnerf-prior refine` wrote it."""
+    scale_factor: float = 1.0
+    """Scene units per metre. Keep 1.0 so depth losses and jitter ranges are in metres."""
+    auto_scale_poses: bool = False
+    orientation_method: Literal["pca", "up", "vertical", "none"] = "none"
+    """Converted NYU scenes are already levelled z-up from the accelerometer."""
+    center_method: Literal["poses", "focus", "none"] = "poses"
+    eval_mode: Literal["fraction", "filename", "interval", "all"] = "interval"
+    eval_interval: int = 8
+    """Every eval_interval-th frame is held out for evaluation."""
+    scene_box_percentile: float = 0.5
+    """Depth points outside this percentile (per axis, each side) are ignored when fitting the box."""
+    scene_box_margin: float = 0.1
+    """Fractional padding of the fitted box."""
+
+
+class NyuDataParser(Nerfstudio):
+    """Resolves the input to a converted scene, then parses it with metric settings and a room-sized box."""
+
+    config: NyuDataParserConfig
+
+    def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
+        scene_dir = self._resolve_scene()
+        self.config.data = scene_dir
+        meta = json.loads((scene_dir / "transforms.json").read_text())
+        missing = [f["file_path"] for f in meta["frames"] if "depth_file_path" not in f]
+        if missing:
+            raise ValueError(
+                f"{scene_dir / 'transforms.json'}: {len(missing)} frame(s) have no depth_file_path "
+                f"(first: {missing[0]}); diffnerf needs RGB-D input and never invents depth."
+            )
+        outputs = super()._generate_dataparser_outputs(split, **kwargs)
+        if self.config.depth_source == "refined":
+            outputs = self._use_refined_depth(outputs, scene_dir, meta)
+        lo, hi = self._room_bounds(scene_dir, meta, outputs)
+        outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
+        outputs.metadata["dataparser_scale"] = outputs.dataparser_scale
+        return outputs
+
+    def _resolve_scene(self) -> Path:
+        data = Path(self.config.data)
+        if (data / "transforms.json").exists():
+            return data
+        if not data.exists():
+            raise FileNotFoundError(f"--data {data}: no such file or folder")
+        from data_converters.nyu.resolve import ensure_nerfstudio_scene
+
+        return ensure_nerfstudio_scene(data, cache_dir=self.config.cache_dir, scene_name=self.config.scene_name)
+
+    def _use_refined_depth(self, outputs: DataparserOutputs, scene_dir: Path, meta: dict) -> DataparserOutputs:
+        """Swap in refined depth (and its confidence) per frame, keeping raw depth where none was written."""
+        by_image = {(scene_dir / f["file_path"]).resolve(): f for f in meta["frames"]}
+        depth, confidence = [], []
+        for image in outputs.image_filenames:
+            frame = by_image[Path(image).resolve()]
+            refined = frame.get("refined_depth_file_path")
+            depth.append(scene_dir / (refined or frame["depth_file_path"]))
+            conf = frame.get("depth_confidence_file_path") if refined else None
+            confidence.append(scene_dir / conf if conf else None)
+        outputs.metadata["depth_filenames"] = depth
+        outputs.metadata["depth_confidence_filenames"] = confidence
+        return outputs
+
+    def _room_bounds(
+        self, scene_dir: Path, meta: dict, outputs: DataparserOutputs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box around all frames' back-projected depth (both splits), in the parser's output frame."""
+        stride = 8
+        transform = np.vstack([outputs.dataparser_transform.numpy(), [0, 0, 0, 1]])
+        scale = float(outputs.dataparser_scale)
+        points, centres = [], []
+        for frame in meta["frames"]:
+            depth = read_depth_png(scene_dir / frame["depth_file_path"])[::stride, ::stride]
+            fx, fy = frame.get("fl_x", meta["fl_x"]), frame.get("fl_y", meta["fl_y"])
+            cx, cy = frame.get("cx", meta["cx"]), frame.get("cy", meta["cy"])
+            v, u = np.nonzero(depth > 0)
+            z = depth[v, u]
+            u, v = u * stride + 0.5, v * stride + 0.5
+            cam = np.stack([(u - cx) / fx * z, (v - cy) / fy * z, z, np.ones_like(z)])
+            c2w = transform @ np.asarray(frame["transform_matrix"]) @ OPENCV_TO_OPENGL
+            points.append(((c2w @ cam)[:3] * scale).T)
+            centres.append(c2w[:3, 3] * scale)
+        pts = np.concatenate(points)
+        if len(pts) == 0:
+            raise ValueError(f"{scene_dir}: every depth map is empty; cannot bound the scene")
+        q = self.config.scene_box_percentile
+        lo, hi = np.percentile(pts, q, axis=0), np.percentile(pts, 100 - q, axis=0)
+        # Cameras must be inside the box even where their depth saw nothing behind them.
+        lo, hi = np.minimum(lo, np.min(centres, 0)), np.maximum(hi, np.max(centres, 0))
+        pad = self.config.scene_box_margin * (hi - lo)
+        return torch.from_numpy(lo - pad), torch.from_numpy(hi + pad)
+
+
+# Registered here, not beside the methods: nerfstudio loads dataparser entry points while its
+# datamanager module is still importing, so this module must not import the datamanager.
+nyu_dataparser = DataParserSpecification(
+    config=NyuDataParserConfig(), description="NYU Depth V2 raw / labeled / converted RGB-D scenes (metric)"
+)

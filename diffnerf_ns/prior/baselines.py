@@ -1,0 +1,55 @@
+"""Classical hole-filling baselines the prior's refinement is measured against."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+
+def nearest_fill(depth: np.ndarray) -> np.ndarray:
+    """Each hole takes the value of the nearest observed pixel."""
+    holes = depth <= 0
+    if not holes.any():
+        return depth.copy()
+    _, (iy, ix) = ndimage.distance_transform_edt(holes, return_indices=True)
+    return depth[iy, ix]
+
+
+def opencv_inpaint(depth: np.ndarray, radius: int = 5) -> np.ndarray:
+    """OpenCV Telea inpainting of the holes, on 16-bit millimetres (Telea on float32 input is unreliable)."""
+    holes = (depth <= 0).astype(np.uint8)
+    mm = np.clip(np.round(depth * 1000.0), 0, 65535).astype(np.uint16)
+    return cv2.inpaint(mm, holes, radius, cv2.INPAINT_TELEA).astype(np.float32) / 1000.0
+
+
+def joint_bilateral_fill(
+    depth: np.ndarray, rgb: np.ndarray, radius: int = 7, sigma_space: float = 4.0, sigma_color: float = 0.1
+) -> np.ndarray:
+    """RGB-guided joint bilateral filter over observed depth; repeated until holes close.
+
+    Every pixel becomes the average of observed neighbours weighted by distance and colour
+    similarity to the centre (cv2.ximgproc is not in opencv-python-headless, so it is done with
+    unfold). Pixels still empty after a few passes take their nearest neighbour.
+    """
+    guide = torch.from_numpy(np.asarray(rgb, np.float32) / (255.0 if rgb.dtype == np.uint8 else 1.0))
+    guide = guide.permute(2, 0, 1)[None]
+    k = 2 * radius + 1
+    offsets = torch.arange(k, dtype=torch.float32) - radius
+    spatial = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma_space**2)).reshape(1, -1, 1)
+    h, w = depth.shape
+    guide_patches = F.unfold(F.pad(guide, [radius] * 4, mode="replicate"), k).view(1, 3, k * k, h * w)
+    colour = ((guide_patches - guide.reshape(1, 3, 1, h * w)) ** 2).sum(1)
+    weights = spatial * torch.exp(-colour / (2 * sigma_color**2))
+    current = torch.from_numpy(depth.astype(np.float32))
+    for _ in range(4):
+        d = F.unfold(F.pad(current[None, None], [radius] * 4), k)
+        w_valid = weights * (d > 0)
+        total = w_valid.sum(1)
+        filtered = ((w_valid * d).sum(1) / total.clamp(min=1e-12)).view(h, w)
+        current = torch.where(total.view(h, w) > 1e-6, filtered, torch.zeros_like(filtered))
+        if bool((current > 0).all()):
+            break
+    return nearest_fill(current.numpy())
