@@ -11,13 +11,12 @@ Two upstream behaviours break a fresh offline install:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from unittest import mock
 
 import numpy as np
 import torch
-
 from nerfstudio.utils.rich_utils import CONSOLE
 
 ALEXNET_WEIGHTS_FILE = "alexnet-owt-7be5be79.pth"  # torchvision AlexNet_Weights.IMAGENET1K_V1

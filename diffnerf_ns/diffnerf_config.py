@@ -9,11 +9,6 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-
-from diffnerf_ns.data.nyu_dataparser import NyuDataParserConfig
-from diffnerf_ns.data.rgbd_dataset import RGBDDataset
-from diffnerf_ns.models.diffnerf_model import DiffNerfModelConfig
-from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
@@ -22,6 +17,11 @@ from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
+
+from diffnerf_ns.data.nyu_dataparser import NyuDataParserConfig
+from diffnerf_ns.data.rgbd_dataset import RGBDDataset
+from diffnerf_ns.models.diffnerf_model import DiffNerfModelConfig
+from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 
 HAS_CUDA = torch.cuda.is_available()
 

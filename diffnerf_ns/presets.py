@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import torch
-
 from nerfstudio.configs.base_config import MachineConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.models.nerfacto import NerfactoModelConfig

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nerfstudio.engine.trainer import Trainer
 
 from data_converters.nerfstudio_scene import load_scene
 from diffnerf_ns.diffnerf_config import diffnerf_method
 from diffnerf_ns.presets import configure_run
-from nerfstudio.engine.trainer import Trainer
 
 
 def depth_error_on_view(pipeline, scene_dir: Path, index: int = 0) -> float:

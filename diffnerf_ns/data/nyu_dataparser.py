@@ -12,23 +12,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Type
+from typing import Literal
 
 import numpy as np
 import torch
-
-from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, read_depth_png
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.dataparsers.nerfstudio_dataparser import Nerfstudio, NerfstudioDataParserConfig
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
+
+from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, read_depth_png
 
 
 @dataclass
 class NyuDataParserConfig(NerfstudioDataParserConfig):
     """NYU Depth V2 / RGB-D scene parser; metric units, every 8th frame held out by default."""
 
-    _target: Type = field(default_factory=lambda: NyuDataParser)
+    _target: type = field(default_factory=lambda: NyuDataParser)
     data: Path = Path("outputs/demo_scene")
     """A converted scene (has transforms.json), a raw NYU scene folder, or nyu_depth_v2_labeled.mat."""
     scene_name: str | None = None

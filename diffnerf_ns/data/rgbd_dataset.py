@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Dict
-
+import numpy as np
 import torch
-from PIL import Image
-
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.depth_dataset import DepthDataset
+from PIL import Image
 
 
 class RGBDDataset(DepthDataset):
@@ -23,11 +21,11 @@ class RGBDDataset(DepthDataset):
         super().__init__(dataparser_outputs, scale_factor)
         self.confidence_filenames = self.metadata.get("depth_confidence_filenames")
 
-    def get_metadata(self, data: Dict) -> Dict:
+    def get_metadata(self, data: dict) -> dict:
         out = super().get_metadata(data)
         path = self.confidence_filenames[data["image_idx"]] if self.confidence_filenames else None
         if path is not None:
             h, w = out["depth_image"].shape[:2]
-            conf = Image.open(path).convert("L").resize((w, h), Image.NEAREST)
-            out["depth_confidence"] = torch.frombuffer(bytearray(conf.tobytes()), dtype=torch.uint8).view(h, w, 1) / 255.0
+            conf = np.asarray(Image.open(path).convert("L").resize((w, h), Image.NEAREST), dtype=np.float32)
+            out["depth_confidence"] = torch.from_numpy(conf / 255.0)[..., None]
         return out

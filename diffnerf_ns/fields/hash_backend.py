@@ -7,7 +7,6 @@ import importlib.util
 from typing import Literal
 
 import torch
-
 from nerfstudio.utils.rich_utils import CONSOLE
 
 HashBackend = Literal["tcnn", "torch"]

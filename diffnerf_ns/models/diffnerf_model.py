@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Tuple, Type
+from typing import Literal
 
 import torch
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.model_components.scene_colliders import AABBBoxCollider
+from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
+from nerfstudio.utils import colormaps
 
 from diffnerf_ns.compat import offline_lpips
 from diffnerf_ns.fields.hash_backend import select_hash_backend
 from diffnerf_ns.metrics import depth_metrics
 from diffnerf_ns.models.patch_regulariser import PatchRegulariser, PatchRegulariserConfig
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
-from nerfstudio.model_components.scene_colliders import AABBBoxCollider
-from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
-from nerfstudio.utils import colormaps
 
 
 @dataclass
 class DiffNerfModelConfig(DepthNerfactoModelConfig):
     """diffnerf model; every nerfacto / depth-nerfacto flag still applies."""
 
-    _target: Type = field(default_factory=lambda: DiffNerfModel)
+    _target: type = field(default_factory=lambda: DiffNerfModel)
     implementation: Literal["auto", "tcnn", "torch"] = "auto"  # type: ignore[assignment]
     """Hash-grid backend: 'auto' uses tiny-cuda-nn when importable with CUDA, else pure torch."""
     predict_normals: bool = True
@@ -58,21 +58,21 @@ class DiffNerfModel(DepthNerfactoModel):
         self.metres_per_unit = 1.0 / float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
         self.regulariser: PatchRegulariser | None = self.config.regulariser.setup(model=self)
 
-    def get_training_callbacks(self, training_callback_attributes: TrainingCallbackAttributes) -> List[TrainingCallback]:
-        callbacks = super().get_training_callbacks(training_callback_attributes)
+    def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
+        callbacks = super().get_training_callbacks(attributes)
         if self.regulariser is not None:
-            callbacks.extend(self.regulariser.training_callbacks(training_callback_attributes))
+            callbacks.extend(self.regulariser.training_callbacks(attributes))
         return callbacks
 
-    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, torch.Tensor]:
+    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.regulariser is not None:
             loss_dict.update(self.regulariser.loss_dict(batch))
         return loss_dict
 
     def get_image_metrics_and_images(
-        self, outputs: Dict[str, torch.Tensor], batch: Dict[str, torch.Tensor]
-    ) -> Tuple[Dict[str, float], Dict[str, torch.Tensor]]:
+        self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         gt_rgb = self.renderer_rgb.blend_background(batch["image"].to(self.device))
         pred_rgb = outputs["rgb"]
         gt_chw, pred_chw = (torch.moveaxis(x, -1, 0)[None] for x in (gt_rgb, pred_rgb))

@@ -15,11 +15,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from scipy.spatial.transform import Rotation
-
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox
+from scipy.spatial.transform import Rotation
 
 if TYPE_CHECKING:
     from diffnerf_ns.models.diffnerf_model import DiffNerfModel
@@ -54,7 +53,7 @@ class PatchRegulariserConfig:
     depth_weight: float = 1e-3
     """Norm of the gradient the regulariser puts on a patch's depth channel."""
 
-    def setup(self, model: "DiffNerfModel") -> "PatchRegulariser | None":
+    def setup(self, model: DiffNerfModel) -> PatchRegulariser | None:
         if self.prior_path is None:
             return None
         from diffnerf_ns.prior.model import RGBDPrior
@@ -66,7 +65,7 @@ class PatchRegulariserConfig:
 class PatchRegulariser:
     """Renders jittered patches through the model and turns the prior's score into a loss."""
 
-    def __init__(self, config: PatchRegulariserConfig, prior: torch.nn.Module, model: "DiffNerfModel") -> None:
+    def __init__(self, config: PatchRegulariserConfig, prior: torch.nn.Module, model: DiffNerfModel) -> None:
         self.config = config
         self.prior = prior.eval().requires_grad_(False)
         self.model = model
