@@ -70,9 +70,28 @@ def frames_from_scene(scene_dir: Path) -> list[TrainingFrame]:
     ]
 
 
-def frames_from_path(path: Path) -> list[TrainingFrame]:
-    """A converted scene, or a folder of converted scenes (one level down)."""
+LABELED_VALID = (slice(44, 471), slice(40, 601))
+"""Rows/cols of the labeled NYU frames that hold data (toolbox `get_projection_mask.m`); the rest is border."""
+
+
+def frames_from_labeled(path: Path, indices: Sequence[int] | None = None) -> list[TrainingFrame]:
+    """Frames of `nyu_depth_v2_labeled.mat`, border cropped: filled `depths` as target, `rawDepths` as raw."""
+    from data_converters.nyu.labeled import LabeledNYU  # h5py reader; only needed for the .mat
+
+    with LabeledNYU(path) as nyu:
+        frames = nyu.iter_frames(indices)
+        rows, cols = LABELED_VALID
+        return [
+            TrainingFrame(f.rgb[rows, cols], f.depth[rows, cols], f"{path}[{f.index}]", f.raw_depth[rows, cols])
+            for f in frames
+        ]
+
+
+def frames_from_path(path: Path, indices: Sequence[int] | None = None) -> list[TrainingFrame]:
+    """The labeled .mat (optionally only `indices`), a converted scene, or a folder of converted scenes."""
     path = Path(path)
+    if path.suffix == ".mat":
+        return frames_from_labeled(path, indices)
     if (path / "transforms.json").is_file():
         return frames_from_scene(path)
     scenes = sorted(p for p in path.iterdir() if (p / "transforms.json").is_file()) if path.is_dir() else []

@@ -37,7 +37,11 @@ class RefineConfig:
     """Sampling settings; more steps and samples trade time for quality and better confidence."""
 
     steps: int = 20
-    """DDIM steps."""
+    """DDIM steps over the full schedule (fewer run when `strength` < 1)."""
+    strength: float = 0.5
+    """Noise level to start from, as a fraction of the schedule (SDEdit): 1 samples from pure noise; lower
+    values start from the observation with holes pre-filled by nearest neighbour, noised to that level, so
+    the prior corrects a classical fill instead of inventing the whole frame."""
     samples: int = 3
     """Independent samples averaged into the result; their spread gives the confidence."""
     overlap: int = 16
@@ -125,16 +129,21 @@ def refine_depth(
 
     scheduler = DDIMScheduler.from_config(prior.scheduler.config, clip_sample=True)  # x0 stays in codec range
     scheduler.set_timesteps(config.steps, device=device)
+    timesteps = scheduler.timesteps[scheduler.timesteps < config.strength * prior.num_train_timesteps]
+    if len(timesteps) == 0:
+        raise ValueError(f"strength {config.strength} leaves no DDIM step out of {config.steps}")
     generator = torch.Generator(device=device).manual_seed(config.seed)
     shape = (config.samples, 4, height, width)
-    x = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+    start = torch.cat([obs[:, :3], cond[:, :1].float()], 1).expand(shape)  # holes: nearest fill
+    noise = torch.randn(shape, generator=generator, device=device)
+    x = scheduler.add_noise(start, noise, timesteps[:1])
     x0_hat = x
-    for i, t in enumerate(scheduler.timesteps):
+    for i, t in enumerate(timesteps):
         eps = denoiser(x.to(dtype), t, cond_tiles).float()
         step = scheduler.step(eps, t, x, eta=0.0)
         x, x0_hat = step.prev_sample, step.pred_original_sample
-        if i + 1 < len(scheduler.timesteps):
-            t_next = scheduler.timesteps[i + 1]
+        if i + 1 < len(timesteps):
+            t_next = timesteps[i + 1]
             noise = torch.randn(shape, generator=generator, device=device)
             noised_obs = scheduler.add_noise(obs.expand(shape), noise, t_next.reshape(1))
             x = known4 * noised_obs + (1 - known4) * x
