@@ -16,7 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 from data_converters.nerfstudio_scene import load_scene
+from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
+from data_converters.synthetic.room import RoomScene, handheld_trajectory
 from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
 
@@ -68,6 +70,24 @@ def frames_from_scene(scene_dir: Path) -> list[TrainingFrame]:
         TrainingFrame(scene.rgb(i), scene.depth(i), str(scene.depth_paths[i]))
         for i in range(len(scene.image_paths))
     ]
+
+
+def synthetic_room_frames(
+    num_frames: int, width: int, height: int, seed: int = 0, noise_model: KinectNoiseModel | None = None
+) -> list[TrainingFrame]:
+    """Renders of the synthetic room with exact depth; with `noise_model`, `raw` holds a Kinect corruption.
+
+    Ground truth for tests and benchmarks; without a noise model the dataset corrupts each crop afresh.
+    """
+    scene, K = RoomScene.default(), scaled_intrinsics(width, height)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i, c2w in enumerate(handheld_trajectory(num_frames, seed=seed)):
+        rgb, depth = scene.render(K, c2w, height, width)
+        rgb8 = (rgb * 255 + 0.5).astype(np.uint8)
+        raw = None if noise_model is None else noise_model.corrupt(depth, rgb, rng)
+        frames.append(TrainingFrame(rgb8, depth, f"synthetic room {seed}:{i}", raw))
+    return frames
 
 
 LABELED_VALID = (slice(44, 471), slice(40, 601))

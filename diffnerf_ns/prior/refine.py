@@ -24,6 +24,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from data_converters.nerfstudio_scene import depth_to_png_mm, load_scene
+from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
 from diffnerf_ns.prior.rgbd_codec import decode_depth, encode
@@ -147,15 +148,20 @@ def refine_depth(
             noise = torch.randn(shape, generator=generator, device=device)
             noised_obs = scheduler.add_noise(obs.expand(shape), noise, t_next.reshape(1))
             x = known4 * noised_obs + (1 - known4) * x
-    depth_samples = decode_depth(x0_hat[:, 3:4])  # (S, 1, H, W)
-    observed = known > 0
-    refined = torch.where(observed, raw_t, depth_samples.mean(0, keepdim=True))
+    depth_samples = decode_depth(x0_hat[:, 3:4]).cpu().numpy()[:, 0]  # (S, H, W)
+    observed = raw_depth > 0
+    # Observed pixels keep the measurement. Each sample's hole fill is shifted by the residual
+    # (measurement - sample) at the nearest observed pixel, so fills meet the observations without
+    # a step and a bias of the sample near the hole cancels; the prior supplies the shape.
+    aligned = np.stack(
+        [np.where(observed, raw_depth, d + nearest_fill(np.where(observed, raw_depth - d, 0.0))) for d in depth_samples]
+    )
+    refined = aligned.mean(0)
     # Holes: spread of the samples. Observed pixels: how far the model's own estimate strays from them.
-    disagreement = (depth_samples - raw_t).abs().mean(0, keepdim=True)
-    spread = torch.where(observed, disagreement, depth_samples.std(0, correction=0, keepdim=True))
-    relative = spread / refined.clamp(min=1e-3)
+    spread = np.where(observed, np.abs(depth_samples - raw_depth).mean(0), aligned.std(0))
+    relative = spread / np.maximum(refined, 1e-3)
     confidence = 1.0 / (1.0 + (relative / config.relative_tolerance) ** 2)
-    return refined[0, 0].cpu().numpy().astype(np.float32), confidence[0, 0].cpu().numpy().astype(np.float32)
+    return refined.astype(np.float32), confidence.astype(np.float32)
 
 
 def refine_scene(prior: RGBDPrior, scene_dir: Path, config: RefineConfig | None = None) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,6 +56,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     resume: bool = True
     """Continue from the newest checkpoint under `<out>/checkpoints/` when there is one."""
+    max_minutes: float | None = None
+    """Stop (and save) after this much wall time even if `steps` are not done; for bounded CPU runs."""
     seed: int = 0
     num_workers: int = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
@@ -151,6 +154,7 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         loader = accelerator.skip_first_batches(loader, start)
 
     losses: list[float] = []
+    started = time.monotonic()
     bar = tqdm(
         total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process
     )
@@ -172,7 +176,8 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
         if step % config.checkpoint_every == 0 and step < config.steps:
             _save_checkpoint(accelerator, model, ema, out, step, config)
-        if step >= config.steps:
+        out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
+        if step >= config.steps or accelerator.gather(torch.tensor([out_of_time], device=x0.device)).any():
             break
     bar.close()
     accelerator.wait_for_everyone()
