@@ -11,6 +11,8 @@ import pytest
 
 from data_converters.nyu.evaluation import absolute_trajectory_error, relative_rotation_errors
 from data_converters.nyu.poses import PoseConfig, estimate_trajectory
+from data_converters.synthetic.demo_scene import scaled_intrinsics
+from data_converters.synthetic.room import RoomScene, handheld_trajectory
 
 
 def _read_log(path: Path) -> np.ndarray:
@@ -40,3 +42,26 @@ def test_icl_nuim_trajectory(fixtures_dir: Path) -> None:
     print(f"ICL-NUIM: ATE {ate * 100:.2f} cm, max relative rotation error {rre.max():.3f} deg")
     assert ate < 0.02
     assert rre.max() < 1.0
+
+
+def test_failed_frame_is_excluded_not_guessed() -> None:
+    """A garbage frame mid-sequence is reported and left out; tracking continues around it."""
+    scene = RoomScene.default()
+    K = scaled_intrinsics(160, 120)
+    gt = handheld_trajectory(12, seed=1, arc_degrees=20)
+    frames = []
+    for c2w in gt:
+        rgb, depth = scene.render(K, c2w, 120, 160)
+        frames.append(((rgb * 255).astype(np.uint8), depth))
+    rng = np.random.default_rng(0)
+    frames[6] = (
+        rng.integers(0, 255, (120, 160, 3), dtype=np.uint8),
+        rng.uniform(0.6, 5.0, (120, 160)).astype(np.float32),
+    )
+    K_cv = K.copy()
+    K_cv[:2, 2] -= 0.5  # RoomScene samples pixel centres at +0.5, Open3D at integers
+    traj = estimate_trajectory(lambda i: frames[i], 12, K_cv, 160, 120, config=PoseConfig(scale=1.0))
+    assert list(traj.failed) == [6]
+    kept = sorted(traj.c2w)
+    assert kept == [i for i in range(12) if i != 6]
+    assert absolute_trajectory_error(np.stack([traj.c2w[i] for i in kept]), gt[kept]) < 0.01

@@ -178,17 +178,15 @@ def estimate_trajectory(
             )
         return result
 
-    first: int | None = None
     last: tuple[int, o3d.geometry.RGBDImage, _Odometry | None] | None = None  # last tracked frame
     for i in range(num_frames):
         image = est.rgbd(*load(i))
         if progress is not None:
             progress()
-        if first is None:
+        if last is None:
             if int((np.asarray(image.depth) > 0).sum()) == 0:
                 traj.failed[i] = "no valid depth"
                 continue
-            first = i
             add_keyframe(i, image, np.eye(4))
             last = (i, image, None)
             continue
@@ -208,7 +206,7 @@ def estimate_trajectory(
             LOG.warning("frame %d excluded: %s", i, result)
             continue
         last = (i, image, result)
-    if first is None:
+    if last is None:
         raise ValueError("no frame has valid depth; cannot estimate poses")
     _close_loops(est, graph, node_of, images, traj)
     _optimise(graph, config)
