@@ -103,6 +103,16 @@ def write_scene(
     return out_dir / "transforms.json"
 
 
+def backproject(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, stride: int = 1) -> np.ndarray:
+    """World points (N, 3) of the valid pixels of a planar depth map seen by an OpenCV camera."""
+    d = depth[::stride, ::stride]
+    v, u = np.nonzero(d > 0)
+    z = d[v, u].astype(np.float64)
+    u, v = u * stride + 0.5, v * stride + 0.5
+    cam = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z])
+    return (c2w[:3, :3] @ cam + c2w[:3, 3:4]).T
+
+
 @dataclass
 class LoadedScene:
     """A scene read back from disk, with OpenCV poses and metric depth."""
@@ -119,6 +129,10 @@ class LoadedScene:
 
     def rgb(self, i: int) -> np.ndarray:
         return np.asarray(Image.open(self.image_paths[i]).convert("RGB"))
+
+    def world_points(self, stride: int = 4) -> np.ndarray:
+        """All frames' depth back-projected into the scene's world frame (metres)."""
+        return np.concatenate([backproject(self.depth(i), self.K, self.c2w[i], stride) for i in range(len(self.c2w))])
 
 
 def load_scene(scene_dir: Path) -> LoadedScene:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -28,3 +29,44 @@ def demo_scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo_scene")
     make_demo_scene(out, num_frames=24, width=64, height=48)
     return out
+
+
+def depth_error_on_view(pipeline, scene_dir: Path, index: int = 0) -> float:
+    """Median |rendered z - true z| in metres on training camera `index`."""
+    dataset = pipeline.datamanager.train_dataset
+    camera = dataset.cameras[index : index + 1].to(pipeline.device)
+    gt = dataset.get_metadata({"image_idx": index})["depth_image"][..., 0]
+    with torch.no_grad():
+        out = pipeline.model.get_outputs_for_camera(camera)
+    z = (out["depth"] / out["directions_norm"])[..., 0].cpu()
+    valid = gt > 0
+    return float((z[valid] - gt[valid]).abs().median())
+
+
+@pytest.fixture(scope="session")
+def trained(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory):
+    """diffnerf trained 60 tiny CPU steps on the demo scene, checkpoint and config saved."""
+    from diffnerf_ns.diffnerf_config import diffnerf_method
+    from diffnerf_ns.presets import configure_run
+    from nerfstudio.engine.trainer import Trainer
+
+    torch.manual_seed(0)
+    config = configure_run(
+        diffnerf_method.config, demo_scene, tmp_path_factory.mktemp("runs"), iterations=60, rays_per_batch=256
+    )
+    trainer = Trainer(config)
+    trainer.setup()
+    trainer.pipeline.datamanager.train_dataparser_outputs.save_dataparser_transform(
+        config.get_base_dir() / "dataparser_transforms.json"
+    )
+    before = depth_error_on_view(trainer.pipeline, demo_scene)
+    losses = []
+    for step in range(config.max_num_iterations):
+        loss, _, _ = trainer.train_iteration(step)
+        losses.append(float(loss.detach()))
+    trainer.save_checkpoint(config.max_num_iterations - 1)
+    config.save_config()
+    after = depth_error_on_view(trainer.pipeline, demo_scene)
+    return config, trainer, losses, before, after
+
+

@@ -5,44 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
-from nerfstudio.engine.trainer import Trainer
 
 from data_converters.nerfstudio_scene import load_scene
-from diffnerf_ns.diffnerf_config import diffnerf_method
-from diffnerf_ns.presets import configure_run
-
-
-def depth_error_on_view(pipeline, scene_dir: Path, index: int = 0) -> float:
-    """Median |rendered z - true z| in metres on training camera `index`."""
-    dataset = pipeline.datamanager.train_dataset
-    camera = dataset.cameras[index : index + 1].to(pipeline.device)
-    gt = dataset.get_metadata({"image_idx": index})["depth_image"][..., 0]
-    with torch.no_grad():
-        out = pipeline.model.get_outputs_for_camera(camera)
-    z = (out["depth"] / out["directions_norm"])[..., 0].cpu()
-    valid = gt > 0
-    return float((z[valid] - gt[valid]).abs().median())
-
-
-@pytest.fixture(scope="module")
-def trained(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory):
-    torch.manual_seed(0)
-    config = configure_run(
-        diffnerf_method.config, demo_scene, tmp_path_factory.mktemp("runs"), iterations=60, rays_per_batch=256
-    )
-    trainer = Trainer(config)
-    trainer.setup()
-    before = depth_error_on_view(trainer.pipeline, demo_scene)
-    losses = []
-    for step in range(config.max_num_iterations):
-        loss, _, _ = trainer.train_iteration(step)
-        losses.append(float(loss))
-    trainer.save_checkpoint(config.max_num_iterations - 1)
-    config.save_config()
-    after = depth_error_on_view(trainer.pipeline, demo_scene)
-    return config, trainer, losses, before, after
 
 
 def test_loss_finite_and_decreasing(trained) -> None:

@@ -21,7 +21,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import Nerfstudio, Nerfst
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
-from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, read_depth_png
+from data_converters.nerfstudio_scene import load_scene
 
 
 @dataclass
@@ -70,7 +70,7 @@ class NyuDataParser(Nerfstudio):
         outputs = super()._generate_dataparser_outputs(split, **kwargs)
         if self.config.depth_source == "refined":
             outputs = self._use_refined_depth(outputs, scene_dir, meta)
-        lo, hi = self._room_bounds(scene_dir, meta, outputs)
+        lo, hi = self._room_bounds(scene_dir, outputs)
         outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
         outputs.metadata["dataparser_scale"] = outputs.dataparser_scale
         return outputs
@@ -99,32 +99,20 @@ class NyuDataParser(Nerfstudio):
         outputs.metadata["depth_confidence_filenames"] = confidence
         return outputs
 
-    def _room_bounds(
-        self, scene_dir: Path, meta: dict, outputs: DataparserOutputs
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _room_bounds(self, scene_dir: Path, outputs: DataparserOutputs) -> tuple[torch.Tensor, torch.Tensor]:
         """Box around all frames' back-projected depth (both splits), in the parser's output frame."""
-        stride = 8
         transform = np.vstack([outputs.dataparser_transform.numpy(), [0, 0, 0, 1]])
         scale = float(outputs.dataparser_scale)
-        points, centres = [], []
-        for frame in meta["frames"]:
-            depth = read_depth_png(scene_dir / frame["depth_file_path"])[::stride, ::stride]
-            fx, fy = frame.get("fl_x", meta["fl_x"]), frame.get("fl_y", meta["fl_y"])
-            cx, cy = frame.get("cx", meta["cx"]), frame.get("cy", meta["cy"])
-            v, u = np.nonzero(depth > 0)
-            z = depth[v, u]
-            u, v = u * stride + 0.5, v * stride + 0.5
-            cam = np.stack([(u - cx) / fx * z, (v - cy) / fy * z, z, np.ones_like(z)])
-            c2w = transform @ np.asarray(frame["transform_matrix"]) @ OPENCV_TO_OPENGL
-            points.append(((c2w @ cam)[:3] * scale).T)
-            centres.append(c2w[:3, 3] * scale)
-        pts = np.concatenate(points)
+        scene = load_scene(scene_dir)
+        world = scene.world_points(stride=8)
+        pts = (world @ transform[:3, :3].T + transform[:3, 3]) * scale
+        centres = (scene.c2w[:, :3, 3] @ transform[:3, :3].T + transform[:3, 3]) * scale
         if len(pts) == 0:
             raise ValueError(f"{scene_dir}: every depth map is empty; cannot bound the scene")
         q = self.config.scene_box_percentile
         lo, hi = np.percentile(pts, q, axis=0), np.percentile(pts, 100 - q, axis=0)
         # Cameras must be inside the box even where their depth saw nothing behind them.
-        lo, hi = np.minimum(lo, np.min(centres, 0)), np.maximum(hi, np.max(centres, 0))
+        lo, hi = np.minimum(lo, centres.min(0)), np.maximum(hi, centres.max(0))
         pad = self.config.scene_box_margin * (hi - lo)
         return torch.from_numpy(lo - pad), torch.from_numpy(hi + pad)
 
