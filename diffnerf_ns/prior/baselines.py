@@ -18,6 +18,21 @@ def nearest_fill(depth: np.ndarray) -> np.ndarray:
     return depth[iy, ix]
 
 
+def directional_fills(depth: np.ndarray) -> np.ndarray:
+    """(4, H, W): each hole takes the nearest observation to its left, right, above and below (NaN if none)."""
+    fills = []
+    for transpose in (False, True):
+        d = depth.T if transpose else depth
+        for reverse in (False, True):
+            e = d[:, ::-1] if reverse else d
+            last = np.maximum.accumulate(np.where(e > 0, np.arange(e.shape[1])[None], 0), axis=1)
+            f = np.take_along_axis(e, last, axis=1)
+            f = np.where(f > 0, f, np.nan)
+            f = f[:, ::-1] if reverse else f
+            fills.append(f.T if transpose else f)
+    return np.stack(fills)
+
+
 def opencv_inpaint(depth: np.ndarray, radius: int = 5) -> np.ndarray:
     """OpenCV Telea inpainting of the holes, on 16-bit millimetres (Telea on float32 input is unreliable)."""
     holes = (depth <= 0).astype(np.uint8)

@@ -5,8 +5,9 @@ noise predictions with weights that fall off towards tile borders, so the frame 
 with no seams (MultiDiffusion-style). RGB is always known and observed depth is known where the
 sensor returned a value: after each step those pixels are replaced by the observation noised to
 the new level (RePaint-style), so the sample agrees with what was measured and only invents the
-holes. A few samples are drawn; their mean is the refined depth and their spread, together with
-the model's disagreement with observed pixels, gives the confidence.
+holes. A few samples are drawn; holes take the measurement-supported value the samples point to
+(or the samples themselves, `fill="sample"`), and the samples' spread, together with their
+disagreement with observed pixels, gives the confidence.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from data_converters.nerfstudio_scene import depth_to_png_mm, load_scene
-from diffnerf_ns.prior.baselines import nearest_fill
+from diffnerf_ns.prior.baselines import directional_fills, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
 from diffnerf_ns.prior.rgbd_codec import decode_depth, encode
@@ -39,16 +41,22 @@ class RefineConfig:
 
     steps: int = 20
     """DDIM steps over the full schedule (fewer run when `strength` < 1)."""
-    strength: float = 0.5
+    strength: float = 0.3
     """Noise level to start from, as a fraction of the schedule (SDEdit): 1 samples from pure noise; lower
     values start from the observation with holes pre-filled by nearest neighbour, noised to that level, so
     the prior corrects a classical fill instead of inventing the whole frame."""
-    samples: int = 3
+    samples: int = 4
     """Independent samples averaged into the result; their spread gives the confidence."""
     overlap: int = 16
     """Pixels shared by neighbouring tiles."""
     batch_size: int = 256
     """Tiles per UNet call."""
+    fill: Literal["snap", "sample"] = "snap"
+    """How holes are filled from the prior's samples. `snap`: the observation-supported candidate (nearest
+    measurement left/right/above/below, nearest overall, Telea inpainting) closest to the samples' median,
+    so the prior decides which surface a hole belongs to (e.g. the background behind an IR shadow) while
+    the value stays a measured one; robust to imprecise priors. `sample`: the samples themselves, shifted to
+    meet the nearest observation; lets a strong prior invent geometry no measurement supports."""
     relative_tolerance: float = 0.03
     """Relative depth spread (or disagreement) at which confidence drops to 0.5."""
     seed: int = 0
@@ -150,15 +158,22 @@ def refine_depth(
             x = known4 * noised_obs + (1 - known4) * x
     depth_samples = decode_depth(x0_hat[:, 3:4]).cpu().numpy()[:, 0]  # (S, H, W)
     observed = raw_depth > 0
-    # Observed pixels keep the measurement. Each sample's hole fill is shifted by the residual
-    # (measurement - sample) at the nearest observed pixel, so fills meet the observations without
-    # a step and a bias of the sample near the hole cancels; the prior supplies the shape.
-    aligned = np.stack(
-        [np.where(observed, raw_depth, d + nearest_fill(np.where(observed, raw_depth - d, 0.0))) for d in depth_samples]
-    )
-    refined = aligned.mean(0)
-    # Holes: spread of the samples. Observed pixels: how far the model's own estimate strays from them.
-    spread = np.where(observed, np.abs(depth_samples - raw_depth).mean(0), aligned.std(0))
+    if config.fill == "snap":
+        typical = np.median(depth_samples, 0)
+        candidates = np.concatenate(
+            [directional_fills(raw_depth), nearest_fill(raw_depth)[None], opencv_inpaint(raw_depth)[None]]
+        )
+        gap = np.nan_to_num(np.abs(candidates - typical), nan=np.inf)
+        filled = np.take_along_axis(candidates, gap.argmin(0)[None], 0)[0]
+        hole_spread = depth_samples.std(0) + np.abs(typical - filled)
+    else:
+        # Each sample is shifted by the residual (measurement - sample) at the nearest observed pixel, so
+        # fills meet the observations without a step and a local bias of the sample cancels.
+        aligned = np.stack([d + nearest_fill(np.where(observed, raw_depth - d, 0.0)) for d in depth_samples])
+        filled, hole_spread = aligned.mean(0), aligned.std(0)
+    # Observed pixels keep the measurement; their confidence is how well the prior's samples agree with it.
+    refined = np.where(observed, raw_depth, filled)
+    spread = np.where(observed, np.abs(depth_samples - raw_depth).mean(0), hole_spread)
     relative = spread / np.maximum(refined, 1e-3)
     confidence = 1.0 / (1.0 + (relative / config.relative_tolerance) ** 2)
     return refined.astype(np.float32), confidence.astype(np.float32)

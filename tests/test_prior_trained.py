@@ -1,0 +1,169 @@
+"""Checks on a tiny prior trained here on synthetic Kinect-noise room renders (shared by all tests)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from data_converters.nerfstudio_scene import RGBDFrame, write_scene
+from data_converters.synthetic.demo_scene import scaled_intrinsics
+from data_converters.synthetic.kinect_noise import KinectNoiseModel
+from diffnerf_ns.prior.baselines import opencv_inpaint
+from diffnerf_ns.prior.fallback import ensure_scene_prior
+from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.patches import RGBDPatchDataset, synthetic_room_frames
+from diffnerf_ns.prior.refine import RefineConfig, refine_depth, refine_scene
+from diffnerf_ns.prior.train import TrainConfig, denoising_loss, train_prior
+
+WIDTH, HEIGHT = 96, 72
+TINY = TrainConfig(
+    patch_size=16,
+    block_out_channels=(16, 32),
+    layers_per_block=1,
+    attention=False,
+    steps=400,
+    batch_size=32,
+    lr=2e-3,
+    warmup_steps=20,
+    ema_decay=0.995,
+    checkpoint_every=200,
+    resume=False,
+)
+SAMPLING = RefineConfig(steps=20, samples=4, strength=0.2, overlap=5)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory) -> tuple[Path, list[float]]:
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("prior")
+    losses = train_prior(synthetic_room_frames(12, WIDTH, HEIGHT, seed=1), replace(TINY, out=out))
+    return out, losses
+
+
+@pytest.fixture(scope="session")
+def prior(trained) -> RGBDPrior:
+    return RGBDPrior.from_pretrained(trained[0], patch_size=16)
+
+
+@pytest.fixture(scope="session")
+def held_out_patches() -> torch.Tensor:
+    frames = synthetic_room_frames(4, WIDTH, HEIGHT, seed=7)
+    ds = RGBDPatchDataset(frames, 16, length=64, cond_drop_prob=0.0, seed=3)
+    return torch.stack([ds[i]["x"] for i in range(64)]), torch.stack([ds[i]["cond"] for i in range(64)])
+
+
+def test_training_lowers_the_loss(trained, prior, held_out_patches) -> None:
+    out, losses = trained
+    assert len(losses) == TINY.steps
+    assert np.mean(losses[-50:]) < 0.5 * np.mean(losses[:10])
+    x0, cond = held_out_patches
+    gen = torch.Generator().manual_seed(0)
+    t = torch.randint(0, 1000, (x0.shape[0],), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen)
+    torch.manual_seed(0)
+    untrained = RGBDPrior.create(16, (16, 32), 1, False).eval()
+    with torch.no_grad():
+        before = float(denoising_loss(untrained, x0, cond, t, noise))
+        after = float(denoising_loss(prior, x0, cond, t, noise))
+    assert after < 0.5 * before
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000200"]
+
+
+def test_trained_prior_round_trips(prior, tmp_path, held_out_patches) -> None:
+    prior.save_pretrained(tmp_path / "copy")
+    again = RGBDPrior.from_pretrained(tmp_path / "copy")
+    x = held_out_patches[0][:8]
+    assert torch.equal(prior.score(x, 25), again.score(x, 25))
+
+
+def test_score_points_toward_the_data(prior, held_out_patches) -> None:
+    x0 = held_out_patches[0]
+    for t in (10, 50, 200):
+        noisy = prior.scheduler.add_noise(
+            x0, torch.randn(x0.shape, generator=torch.Generator().manual_seed(t)), torch.tensor([t])
+        )
+        sigma2 = float(1 - prior.alphas_cumprod[t])
+        moved = noisy + 0.2 * sigma2 * prior.score(noisy, t)
+        before = (noisy - x0).flatten(1).norm(dim=1)
+        after = (moved - x0).flatten(1).norm(dim=1)
+        assert float(after.mean()) < float(before.mean()), t
+        assert float((after < before).float().mean()) > 0.9, t
+
+
+def _rmse(depth: np.ndarray, gt: np.ndarray) -> float:
+    return float(np.sqrt(((depth - gt) ** 2).mean()))
+
+
+def test_refinement_beats_raw_and_inpainting(prior) -> None:
+    frames = synthetic_room_frames(3, WIDTH, HEIGHT, seed=7, noise_model=KinectNoiseModel())
+    rmse = {"raw": [], "inpaint": [], "prior": []}
+    for frame in frames:
+        refined, confidence = refine_depth(prior, frame.rgb, frame.raw, SAMPLING)
+        assert refined.shape == frame.depth.shape and (refined > 0).all()
+        assert ((confidence >= 0) & (confidence <= 1)).all()
+        rmse["raw"].append(_rmse(frame.raw, frame.depth))
+        rmse["inpaint"].append(_rmse(opencv_inpaint(frame.raw), frame.depth))
+        rmse["prior"].append(_rmse(refined, frame.depth))
+    mean = {k: float(np.mean(v)) for k, v in rmse.items()}
+    print(mean)
+    assert mean["prior"] < mean["raw"]
+    assert mean["prior"] < mean["inpaint"]
+
+
+def _scene(tmp_path: Path) -> Path:
+    frames = synthetic_room_frames(2, WIDTH, HEIGHT, seed=9, noise_model=KinectNoiseModel())
+    write_scene(
+        tmp_path / "scene",
+        scaled_intrinsics(WIDTH, HEIGHT),
+        WIDTH,
+        HEIGHT,
+        [RGBDFrame(f.rgb, f.raw, np.eye(4), f"frame_{i:05d}") for i, f in enumerate(frames)],
+        metadata={"source": "test"},
+    )
+    return tmp_path / "scene"
+
+
+def test_refine_scene_writes_depth_and_confidence(prior, tmp_path) -> None:
+    scene = _scene(tmp_path)
+    refine_scene(prior, scene, replace(SAMPLING, samples=2))
+    frames = json.loads((scene / "transforms.json").read_text())["frames"]
+    for frame in frames:
+        assert frame["depth_file_path"].startswith("depth/")
+        refined = np.asarray(Image.open(scene / frame["refined_depth_file_path"]))
+        confidence = np.asarray(Image.open(scene / frame["depth_confidence_file_path"]))
+        raw = np.asarray(Image.open(scene / frame["depth_file_path"]))
+        assert refined.dtype == np.uint16 and refined.shape == (HEIGHT, WIDTH) and (refined > 0).all()
+        assert confidence.dtype == np.uint16 and confidence.shape == (HEIGHT, WIDTH)
+        np.testing.assert_array_equal(refined[raw > 0], raw[raw > 0])  # observations kept
+    Image.fromarray(np.zeros((HEIGHT, WIDTH + 2, 3), np.uint8)).save(scene / frames[0]["file_path"])
+    with pytest.raises(ValueError, match="differ from the scene size"):
+        refine_scene(prior, scene, SAMPLING)
+
+
+def test_resume_continues_exactly(tmp_path) -> None:
+    frames = synthetic_room_frames(2, 48, 36, seed=2)
+    config = replace(TINY, out=tmp_path / "run", steps=6, batch_size=4, checkpoint_every=3, resume=True)
+    full = train_prior(frames, config)
+    for path in (tmp_path / "run").iterdir():  # keep only the step-3 checkpoint, as after a crash
+        if path.name != "checkpoints":
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    resumed = train_prior(frames, config)
+    np.testing.assert_allclose(resumed, full[3:], rtol=1e-4)
+
+
+def test_scene_prior_fallback_is_cached(tmp_path) -> None:
+    scene = _scene(tmp_path)
+    config = replace(TINY, out=scene / "prior", steps=3, batch_size=4, checkpoint_every=100)
+    path = ensure_scene_prior(scene, config)
+    assert path == scene / "prior"
+    weights = path / "unet" / "diffusion_pytorch_model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert ensure_scene_prior(scene, config) == path and weights.stat().st_mtime_ns == stamp
+    assert RGBDPrior.from_pretrained(path).patch_size == 16
