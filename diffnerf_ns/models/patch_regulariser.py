@@ -20,6 +20,8 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox
 from scipy.spatial.transform import Rotation
 
+from diffnerf_ns.prior.rgbd_codec import encode
+
 if TYPE_CHECKING:
     from diffnerf_ns.models.diffnerf_model import DiffNerfModel
 
@@ -33,7 +35,7 @@ class PatchRegulariserConfig:
     start_step: int = 0
     """First training step that uses the regulariser."""
     patch_size: int | None = None
-    """Patch side in pixels; None uses the prior's training patch size."""
+    """Patch side in pixels; None uses the prior's training patch size (a different size is an error)."""
     patches_per_step: int = 1
     """Patches rendered and scored per step."""
     jitter_translation: float = 0.05
@@ -58,7 +60,8 @@ class PatchRegulariserConfig:
             return None
         from diffnerf_ns.prior.model import RGBDPrior
 
-        prior = RGBDPrior.from_pretrained(self.prior_path)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        prior = RGBDPrior.from_pretrained(self.prior_path, patch_size=self.patch_size, device=device)
         return PatchRegulariser(self, prior, model)
 
 
@@ -69,7 +72,7 @@ class PatchRegulariser:
         self.config = config
         self.prior = prior.eval().requires_grad_(False)
         self.model = model
-        self.patch_size = config.patch_size or int(prior.patch_size)
+        self.patch_size = int(prior.patch_size)
         self.cameras: Cameras | None = None
         self.dataset = None
         self.step = 0
@@ -147,7 +150,6 @@ class PatchRegulariser:
         if self.step < self.config.start_step or not self.enabled.value:
             return {}
         assert self.cameras is not None and self.dataset is not None
-        from diffnerf_ns.prior.rgbd_codec import encode_rgbd
 
         rgb_loss = torch.zeros((), device=self.model.device)
         depth_loss = torch.zeros((), device=self.model.device)
@@ -159,8 +161,8 @@ class PatchRegulariser:
             if use_gt_rgb:
                 gt = self.dataset.get_image_float32(index)[..., :3].to(self.model.device)
                 rgb = gt[y0 : y0 + self.patch_size, x0 : x0 + self.patch_size]
-            x = encode_rgbd(rgb.permute(2, 0, 1)[None], depth[None, None])
-            score = self.prior.score(x.detach().to(self.prior.device, self.prior.dtype), t).to(x)
+            x = encode(rgb.permute(2, 0, 1)[None], depth[None, None])
+            score = self.prior.score(x, t)
             unit = score / score.flatten(2).norm(dim=2).clamp(min=1e-12)[..., None, None]
             depth_loss = depth_loss - self.config.depth_weight * (unit[:, 3:] * x[:, 3:]).sum()
             if not use_gt_rgb:
