@@ -46,25 +46,26 @@ def joint_bilateral_fill(
     """RGB-guided joint bilateral filter over observed depth; repeated until holes close.
 
     Every pixel becomes the average of observed neighbours weighted by distance and colour
-    similarity to the centre (cv2.ximgproc is not in opencv-python-headless, so it is done with
-    unfold). Pixels still empty after a few passes take their nearest neighbour.
+    similarity to the centre (cv2.ximgproc is not in opencv-python-headless, so it is done here by
+    accumulating shifted images, O(H*W) memory). Pixels still empty after a few passes take their
+    nearest neighbour.
     """
     guide = torch.from_numpy(np.asarray(rgb, np.float32) / (255.0 if rgb.dtype == np.uint8 else 1.0))
-    guide = guide.permute(2, 0, 1)[None]
-    k = 2 * radius + 1
-    offsets = torch.arange(k, dtype=torch.float32) - radius
-    spatial = torch.exp(-(offsets[:, None] ** 2 + offsets[None, :] ** 2) / (2 * sigma_space**2)).reshape(1, -1, 1)
     h, w = depth.shape
-    guide_patches = F.unfold(F.pad(guide, [radius] * 4, mode="replicate"), k).view(1, 3, k * k, h * w)
-    colour = ((guide_patches - guide.reshape(1, 3, 1, h * w)) ** 2).sum(1)
-    weights = spatial * torch.exp(-colour / (2 * sigma_color**2))
+    padded_guide = F.pad(guide.permute(2, 0, 1)[None], [radius] * 4, mode="replicate")[0]
     current = torch.from_numpy(depth.astype(np.float32))
     for _ in range(4):
-        d = F.unfold(F.pad(current[None, None], [radius] * 4), k)
-        w_valid = weights * (d > 0)
-        total = w_valid.sum(1)
-        filtered = ((w_valid * d).sum(1) / total.clamp(min=1e-12)).view(h, w)
-        current = torch.where(total.view(h, w) > 1e-6, filtered, torch.zeros_like(filtered))
+        padded = F.pad(current[None, None], [radius] * 4)[0, 0]
+        total, weighted = torch.zeros(h, w), torch.zeros(h, w)
+        for dy in range(-radius, radius + 1):
+            for dx in range(-radius, radius + 1):
+                rows, cols = slice(radius + dy, radius + dy + h), slice(radius + dx, radius + dx + w)
+                d = padded[rows, cols]
+                colour = ((padded_guide[:, rows, cols].permute(1, 2, 0) - guide) ** 2).sum(-1)
+                wgt = torch.exp(-(dy * dy + dx * dx) / (2 * sigma_space**2) - colour / (2 * sigma_color**2)) * (d > 0)
+                total += wgt
+                weighted += wgt * d
+        current = torch.where(total > 1e-6, weighted / total.clamp(min=1e-12), torch.zeros_like(total))
         if bool((current > 0).all()):
             break
     return nearest_fill(current.numpy())

@@ -160,8 +160,10 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
     )
     for step, batch in enumerate(loader, start=start + 1):
         x0, cond = batch["x"], batch["cond"]
-        noise = torch.randn_like(x0)
-        t = torch.randint(0, model.num_train_timesteps, (x0.shape[0],), device=x0.device)
+        # Noise from a per-step generator, so a resumed run draws exactly what the original would have.
+        generator = torch.Generator(x0.device).manual_seed(config.seed + 1_000_003 * step + accelerator.process_index)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        t = torch.randint(0, model.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
         with accelerator.autocast():
             loss = denoising_loss(model, x0, cond, t, noise, config.sobel_weight, net=prior)
         accelerator.backward(loss)
