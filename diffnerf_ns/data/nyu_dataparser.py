@@ -21,7 +21,7 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import Nerfstudio, Nerfst
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
-from data_converters.nerfstudio_scene import load_scene
+from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, backproject, read_depth_png
 
 
 @dataclass
@@ -70,7 +70,8 @@ class NyuDataParser(Nerfstudio):
         outputs = super()._generate_dataparser_outputs(split, **kwargs)
         if self.config.depth_source == "refined":
             outputs = self._use_refined_depth(outputs, scene_dir, meta)
-        lo, hi = self._room_bounds(scene_dir, outputs)
+        train = outputs if split == "train" else super()._generate_dataparser_outputs("train", **kwargs)
+        lo, hi = self._room_bounds(scene_dir, train)
         outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
         outputs.metadata["dataparser_scale"] = outputs.dataparser_scale
         return outputs
@@ -99,19 +100,27 @@ class NyuDataParser(Nerfstudio):
         outputs.metadata["depth_confidence_filenames"] = confidence
         return outputs
 
-    def _room_bounds(self, scene_dir: Path, outputs: DataparserOutputs) -> tuple[torch.Tensor, torch.Tensor]:
-        """Box around all frames' back-projected depth (both splits), in the parser's output frame."""
-        transform = np.vstack([outputs.dataparser_transform.numpy(), [0, 0, 0, 1]])
-        scale = float(outputs.dataparser_scale)
-        scene = load_scene(scene_dir)
-        world = scene.world_points(stride=8)
-        pts = (world @ transform[:3, :3].T + transform[:3, 3]) * scale
-        centres = (scene.c2w[:, :3, 3] @ transform[:3, :3].T + transform[:3, 3]) * scale
+    def _room_bounds(self, scene_dir: Path, train: DataparserOutputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Box around the training frames' back-projected depth, in the parser's output frame.
+
+        Only training frames count, so held-out views leak nothing, and every split gets the same box.
+        """
+        cameras, scale = train.cameras, float(train.dataparser_scale)
+        intrinsics = cameras.get_intrinsics_matrices().numpy()
+        points = []
+        for i, path in enumerate(train.metadata["depth_filenames"]):
+            depth = read_depth_png(Path(path)) * scale
+            # Depth may be stored at a different resolution than the (possibly downscaled) camera.
+            K = np.diag([depth.shape[1] / int(cameras.width[i]), depth.shape[0] / int(cameras.height[i]), 1.0])
+            c2w = np.vstack([cameras.camera_to_worlds[i].numpy(), [0, 0, 0, 1]]) @ OPENCV_TO_OPENGL
+            points.append(backproject(depth, K @ intrinsics[i], c2w, stride=8))
+        pts = np.concatenate(points)
         if len(pts) == 0:
-            raise ValueError(f"{scene_dir}: every depth map is empty; cannot bound the scene")
+            raise ValueError(f"{scene_dir}: every training depth map is empty; cannot bound the scene")
         q = self.config.scene_box_percentile
         lo, hi = np.percentile(pts, q, axis=0), np.percentile(pts, 100 - q, axis=0)
         # Cameras must be inside the box even where their depth saw nothing behind them.
+        centres = cameras.camera_to_worlds[:, :3, 3].numpy()
         lo, hi = np.minimum(lo, centres.min(0)), np.maximum(hi, centres.max(0))
         pad = self.config.scene_box_margin * (hi - lo)
         return torch.from_numpy(lo - pad), torch.from_numpy(hi + pad)
