@@ -97,3 +97,26 @@ def test_resolver_reuses_the_conversion(converted: Converted) -> None:
     assert ensure_nerfstudio_scene(converted.raw_dir, cache_dir=out.parent) == out
     assert (out / "transforms.json").stat().st_mtime_ns == stamp  # reused, not converted again
     assert not list(out.glob(".work-*"))
+
+
+def test_diffnerf_trains_on_the_raw_folder(converted: Converted, tmp_path: Path) -> None:
+    """`ns-train diffnerf --data <raw NYU folder>`: the dataparser resolves the raw folder to its conversion."""
+    import dataclasses
+
+    import torch
+    from nerfstudio.engine.trainer import Trainer
+
+    from diffnerf_ns.diffnerf_config import diffnerf_method
+    from diffnerf_ns.presets import configure_run
+
+    config = configure_run(diffnerf_method.config, converted.raw_dir, tmp_path, iterations=3, rays_per_batch=64)
+    dm = config.pipeline.datamanager
+    dm.dataparser = dataclasses.replace(dm.dataparser, cache_dir=converted.out.parent)
+    trainer = Trainer(config)
+    trainer.setup()
+    outputs = trainer.pipeline.datamanager.train_dataparser_outputs
+    assert Path(outputs.image_filenames[0]).parent.parent == converted.out
+    assert len(outputs.image_filenames) == len(converted.meta["frames"]) - len(converted.meta["frames"][::8])
+    losses = [float(trainer.train_iteration(step)[0].detach()) for step in range(3)]
+    assert all(np.isfinite(losses))
+    assert torch.isfinite(outputs.scene_box.aabb).all()

@@ -86,3 +86,15 @@ def test_regulariser_changes_the_training_step(demo_scene: Path, scene_prior: Pa
     without = field_update(make_trainer(demo_scene, tmp_path / "off", None))
     assert torch.isfinite(with_prior).all()
     assert not torch.allclose(with_prior, without), "the regulariser did not change the update"
+
+
+def test_viewer_switch_and_score_output(demo_scene: Path, scene_prior: Path, tmp_path: Path) -> None:
+    trainer = make_trainer(demo_scene, tmp_path, scene_prior)
+    model = trainer.pipeline.model
+    camera = trainer.pipeline.datamanager.train_dataset.cameras[0:1]
+    score = model.get_outputs_for_camera(camera)["prior_score"]
+    assert score.shape == (48, 64, 1) and torch.isfinite(score).all() and (score >= 0).all() and score.max() > 0
+    model.train()
+    assert set(model.regulariser.loss_dict({})) == {"prior_rgb_loss", "prior_depth_loss"}
+    model.prior_regulariser_switch.value = False  # what unticking the viewer checkbox does
+    assert model.regulariser.loss_dict({}) == {}

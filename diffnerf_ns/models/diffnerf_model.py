@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
@@ -57,6 +59,9 @@ class DiffNerfModel(DepthNerfactoModel):
         self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
         self.metres_per_unit = 1.0 / float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
         self.regulariser: PatchRegulariser | None = self.config.regulariser.setup(model=self)
+        if self.regulariser is not None:
+            # The viewer only finds controls that are attributes of nn.Modules, so expose the switch here.
+            self.prior_regulariser_switch = self.regulariser.enabled
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
         callbacks = super().get_training_callbacks(attributes)
@@ -69,6 +74,14 @@ class DiffNerfModel(DepthNerfactoModel):
         if self.training and self.regulariser is not None:
             loss_dict.update(self.regulariser.loss_dict(batch))
         return loss_dict
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, torch.Tensor]:
+        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+        if self.regulariser is not None:
+            z = outputs["depth"] / outputs["directions_norm"]
+            outputs["prior_score"] = self.regulariser.score_map(outputs["rgb"], z[..., 0] * self.metres_per_unit)
+        return outputs
 
     def get_image_metrics_and_images(
         self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]

@@ -145,6 +145,21 @@ class PatchRegulariser:
         z = outputs["expected_depth"] / outputs["directions_norm"]
         return outputs["rgb"].view(p, p, 3), (z * self.model.metres_per_unit).view(p, p), x0, y0
 
+    @torch.no_grad()
+    def score_map(self, rgb: torch.Tensor, depth_m: torch.Tensor) -> torch.Tensor:
+        """Per-pixel magnitude of the prior's score over a rendered view (H, W, 1), for the viewer.
+
+        Large where the render looks unlike the prior's rooms; tiles the view in prior-sized patches.
+        """
+        p, (h, w) = self.patch_size, depth_m.shape[:2]
+        x = encode(rgb[..., :3].permute(2, 0, 1)[None], depth_m.reshape(1, 1, h, w))
+        x = torch.nn.functional.pad(x, (0, -w % p, 0, -h % p), mode="replicate")
+        hp, wp = x.shape[-2:]
+        tiles = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(-1, 4, p, p)
+        magnitude = self.prior.score(tiles, self.config.t_end).norm(dim=1)
+        grid = magnitude.reshape(hp // p, wp // p, p, p).permute(0, 2, 1, 3).reshape(hp, wp)
+        return grid[:h, :w, None]
+
     def loss_dict(self, batch: dict) -> dict[str, torch.Tensor]:
         """Regulariser losses for this step (empty before start_step or when switched off in the viewer)."""
         if self.step < self.config.start_step or not self.enabled.value:
