@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
@@ -23,9 +24,14 @@ class RGBDDataset(DepthDataset):
 
     def get_metadata(self, data: dict) -> dict:
         out = super().get_metadata(data)
-        path = self.confidence_filenames[data["image_idx"]] if self.confidence_filenames else None
-        if path is not None:
+        if self.confidence_filenames is not None:
+            # Refined depth: confidence per pixel; frames the refiner skipped keep raw depth at confidence 1.
             h, w = out["depth_image"].shape[:2]
-            conf = np.asarray(Image.open(path).convert("L").resize((w, h), Image.NEAREST), dtype=np.float32)
-            out["depth_confidence"] = torch.from_numpy(conf / 255.0)[..., None]
+            path = self.confidence_filenames[data["image_idx"]]
+            conf = np.ones((h, w), np.float32)
+            if path is not None:
+                raw = np.asarray(Image.open(path))
+                conf = raw.astype(np.float32) / np.iinfo(raw.dtype).max
+                conf = cv2.resize(conf, (w, h), interpolation=cv2.INTER_NEAREST)
+            out["depth_confidence"] = torch.from_numpy(conf)[..., None]
         return out

@@ -69,6 +69,15 @@ class DiffNerfModel(DepthNerfactoModel):
             callbacks.extend(self.regulariser.training_callbacks(attributes))
         return callbacks
 
+    def get_metrics_dict(self, outputs, batch) -> dict[str, torch.Tensor]:
+        if self.training and "depth_confidence" in batch:
+            # Confidence weighting without rewriting nerfstudio's depth losses: keep each ray's depth
+            # with probability equal to its confidence, so the expected loss is confidence-weighted.
+            conf = batch["depth_confidence"].to(batch["depth_image"].device)
+            keep = torch.rand_like(conf) < conf
+            batch = {**batch, "depth_image": batch["depth_image"] * keep}
+        return super().get_metrics_dict(outputs, batch)
+
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         if self.training and self.regulariser is not None:
