@@ -58,6 +58,8 @@ class Bench:
     nyu_frames: int = 20
     """First N frames of the NYU test split (refinement is slow on CPU)."""
     out: Path = Path("benchmarks/results/prior_refine.md")
+    threads: int = 1
+    """torch CPU threads; 1 avoids OpenMP spin-wait stalls on a shared 2-core machine (was 60x slower)."""
 
 
 def _evaluate(prior: RGBDPrior, frames: list[TrainingFrame], sampling: RefineConfig) -> tuple[dict, float]:
@@ -100,6 +102,7 @@ def _table(means: dict) -> str:
 
 def main(bench: Bench) -> None:
     torch.manual_seed(0)
+    torch.set_num_threads(bench.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     train_note = f"given folder `{bench.prior}`"
     if bench.prior is None:

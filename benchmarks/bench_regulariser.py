@@ -26,7 +26,7 @@ import torch
 import tyro
 from PIL import Image
 
-from data_converters.nerfstudio_scene import RGBDFrame, load_scene, write_scene
+from data_converters.nerfstudio_scene import RGBDFrame, load_scene, split_view, write_scene
 from data_converters.synthetic.demo_scene import make_demo_scene
 from diffnerf_ns.metrics import surface_metrics
 from diffnerf_ns.prior.patches import synthetic_room_frames
@@ -52,27 +52,6 @@ def table_row(scene: str, method: str, r: dict, peer: dict) -> str:
     cells.append(f"{r['psnr'] - peer['psnr']:+.2f}" if "psnr" in r else "—")
     cells += [f"{r[k] / peer[k]:.2f}" if k in r and peer.get(k) else "—" for k in RATIOS]
     return "| " + " | ".join([scene, method, *cells]) + " |"
-
-
-def with_split(scene_dir: Path, out: Path, num_train: int | None, eval_interval: int = 8) -> Path:
-    """Copy a scene's transforms.json with explicit split lists: every 8th frame held out, and
-    `num_train` training frames spread evenly over the rest (None = all of them)."""
-    meta = json.loads((scene_dir / "transforms.json").read_text())
-    names = [f["file_path"] for f in meta["frames"]]
-    held_out = names[::eval_interval]
-    rest = [n for n in names if n not in held_out]
-    if num_train is None:
-        train = rest
-    else:
-        train = [rest[i] for i in np.linspace(0, len(rest) - 1, num_train).round().astype(int)]
-    out.mkdir(parents=True, exist_ok=True)
-    for sub in ("images", "depth"):
-        link = out / sub
-        if not link.exists():
-            link.symlink_to((scene_dir / sub).resolve())
-    meta.update(train_filenames=train, val_filenames=held_out, test_filenames=held_out)
-    (out / "transforms.json").write_text(json.dumps(meta, indent=1))
-    return out
 
 
 def icl_scene(out: Path, width: int, height: int) -> Path:
@@ -144,15 +123,15 @@ class Bench:
         if not (room / "transforms.json").exists():
             make_demo_scene(room, num_frames=48, width=self.width, height=self.height)
         dirs = {
-            "few3": with_split(room, base / "room_few3", 3),
-            "few6": with_split(room, base / "room_few6", 6),
-            "dense": with_split(room, base / "room_dense", None),
+            "few3": split_view(room, base / "room_few3", 3),
+            "few6": split_view(room, base / "room_few6", 6),
+            "dense": split_view(room, base / "room_dense", None),
         }
         if FIXTURES.is_dir():
             icl = base / "icl"
             if not (icl / "transforms.json").exists():
                 icl_scene(icl, 160, 120)
-            dirs["icl"] = with_split(icl, base / "icl_split", None)
+            dirs["icl"] = split_view(icl, base / "icl_split", None)
         return {k: v for k, v in dirs.items() if k in self.scenes}
 
     def prior_dir(self) -> Path:

@@ -113,6 +113,28 @@ def backproject(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, stride: int =
     return (c2w[:3, :3] @ cam + c2w[:3, 3:4]).T
 
 
+def split_view(scene_dir: Path, out: Path, num_train: int | None, eval_interval: int = 8) -> Path:
+    """A view of a scene (its transforms.json with explicit split lists; images and depth linked, not copied):
+    every `eval_interval`-th frame held out, and `num_train` training frames spread evenly over the rest
+    (None = all of them). nerfstudio's parsers honour the lists, so every method sees the same split."""
+    meta = json.loads((scene_dir / "transforms.json").read_text())
+    names = [f["file_path"] for f in meta["frames"]]
+    held_out = names[::eval_interval]
+    rest = [n for n in names if n not in held_out]
+    if num_train is None:
+        train = rest
+    else:
+        train = [rest[i] for i in np.linspace(0, len(rest) - 1, num_train).round().astype(int)]
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "depth"):
+        link = out / sub
+        if not link.exists():
+            link.symlink_to((scene_dir / sub).resolve())
+    meta.update(train_filenames=train, val_filenames=held_out, test_filenames=held_out)
+    (out / "transforms.json").write_text(json.dumps(meta, indent=1))
+    return out
+
+
 @dataclass
 class LoadedScene:
     """A scene read back from disk, with OpenCV poses and metric depth."""
