@@ -1,4 +1,4 @@
-"""Checks on a tiny prior trained here on synthetic Kinect-noise room renders (shared by all tests)."""
+"""Checks on a tiny prior tiny_prior_run here on synthetic Kinect-noise room renders (shared by all tests)."""
 
 from __future__ import annotations
 
@@ -39,17 +39,25 @@ TINY = TrainConfig(
 SAMPLING = RefineConfig(steps=20, samples=4, strength=0.2, overlap=5)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models on a shared CPU: extra OpenMP threads only spin-wait (60x slower steps when loaded)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory) -> tuple[Path, list[float]]:
-    torch.set_num_threads(2)
+def tiny_prior_run(tmp_path_factory) -> tuple[Path, list[float]]:
     out = tmp_path_factory.mktemp("prior")
     losses = train_prior(synthetic_room_frames(12, WIDTH, HEIGHT, seed=1), replace(TINY, out=out))
     return out, losses
 
 
 @pytest.fixture(scope="session")
-def prior(trained) -> RGBDPrior:
-    return RGBDPrior.from_pretrained(trained[0], patch_size=16)
+def prior(tiny_prior_run) -> RGBDPrior:
+    return RGBDPrior.from_pretrained(tiny_prior_run[0], patch_size=16)
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +67,8 @@ def held_out_patches() -> torch.Tensor:
     return torch.stack([ds[i]["x"] for i in range(64)]), torch.stack([ds[i]["cond"] for i in range(64)])
 
 
-def test_training_lowers_the_loss(trained, prior, held_out_patches) -> None:
-    out, losses = trained
+def test_training_lowers_the_loss(tiny_prior_run, prior, held_out_patches) -> None:
+    out, losses = tiny_prior_run
     assert len(losses) == TINY.steps
     assert np.mean(losses[-50:]) < 0.5 * np.mean(losses[:10])
     x0, cond = held_out_patches
