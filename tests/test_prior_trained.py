@@ -1,9 +1,10 @@
-"""Checks on a tiny prior tiny_prior_run here on synthetic Kinect-noise room renders (shared by all tests)."""
+"""Checks on a tiny prior trained here on synthetic Kinect-noise room renders (shared by all tests)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,19 +40,28 @@ TINY = TrainConfig(
 SAMPLING = RefineConfig(steps=20, samples=4, strength=0.2, overlap=5)
 
 
-@pytest.fixture(scope="module", autouse=True)
+@contextmanager
 def one_thread():
     """Tiny models on a shared CPU: extra OpenMP threads only spin-wait (60x slower steps when loaded)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_threaded():
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")
 def tiny_prior_run(tmp_path_factory) -> tuple[Path, list[float]]:
     out = tmp_path_factory.mktemp("prior")
-    losses = train_prior(synthetic_room_frames(12, WIDTH, HEIGHT, seed=1), replace(TINY, out=out))
+    with one_thread():  # session fixtures are set up before the module's autouse one
+        losses = train_prior(synthetic_room_frames(12, WIDTH, HEIGHT, seed=1), replace(TINY, out=out))
     return out, losses
 
 
