@@ -12,6 +12,7 @@ from diffnerf_ns.prior.model import RGBDPrior, make_scheduler
 from diffnerf_ns.prior.patches import RGBDPatchDataset, frames_from_arrays, observation_channels
 from diffnerf_ns.prior.refine import RefineConfig, refine_depth, tile_starts, tile_weight
 from diffnerf_ns.prior.rgbd_codec import decode, encode
+from diffnerf_ns.prior.train import denoising_loss, sobel
 
 TINY = dict(patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False)
 
@@ -130,3 +131,19 @@ def test_classical_baselines_fill_every_hole() -> None:
     rgb = np.full((20, 30, 3), 128, np.uint8)
     for fill in (nearest_fill(depth), opencv_inpaint(depth), joint_bilateral_fill(depth, rgb)):
         np.testing.assert_allclose(fill, 2.0, atol=2e-3)
+
+
+def test_sobel_edge_loss_uses_the_reconstructed_clean_patch() -> None:
+    ramp = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 8, 8)
+    grad = sobel(ramp)
+    torch.testing.assert_close(grad[0, 0, :, 1:-1], torch.ones(8, 6))  # normalised: the slope itself
+    torch.testing.assert_close(grad[0, 1], torch.zeros(8, 8))
+    prior = RGBDPrior.create(**TINY)
+    x0 = torch.rand(4, 4, 16, 16) * 2 - 1
+    cond, noise = torch.zeros(4, 2, 16, 16), torch.randn(4, 4, 16, 16)
+    t = torch.tensor([1, 10, 100, 999])
+    plain = denoising_loss(prior, x0, cond, t, noise)
+    with_edges = denoising_loss(prior, x0, cond, t, noise, sobel_weight=1.0)
+    assert torch.isfinite(with_edges) and with_edges > plain
+    with_edges.backward()
+    assert all(p.grad is not None for p in prior.unet.parameters() if p.requires_grad)
