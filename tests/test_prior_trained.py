@@ -11,12 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import tyro
 from PIL import Image
 
 from data_converters.nerfstudio_scene import RGBDFrame, write_scene
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.prior.baselines import opencv_inpaint
+from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import RGBDPatchDataset, synthetic_room_frames
@@ -185,3 +187,18 @@ def test_scene_prior_fallback_is_cached(tmp_path) -> None:
     stamp = weights.stat().st_mtime_ns
     assert ensure_scene_prior(scene, config) == path and weights.stat().st_mtime_ns == stamp
     assert RGBDPrior.from_pretrained(path).patch_size == 16
+
+
+def test_cli_fits_the_fallback_and_refines_with_it(tmp_path) -> None:
+    scene = _scene(tmp_path)
+    fit = [
+        "fit-scene", "--scene", str(scene), "--config.patch-size", "16", "--config.block-out-channels", "16", "32",
+        "--config.layers-per-block", "1", "--config.no-attention", "--config.steps", "3", "--config.batch-size", "4",
+    ]  # fmt: skip
+    tyro.cli(Command, args=fit).main()
+    assert (scene / "prior" / "unet" / "config.json").is_file()
+    refine = ["refine", "--scene", str(scene), "--sampling.steps", "4", "--sampling.samples", "1",
+              "--sampling.strength", "0.5", "--sampling.overlap", "5"]  # fmt: skip
+    tyro.cli(Command, args=refine).main()  # no --prior: uses the cached scene prior
+    frames = json.loads((scene / "transforms.json").read_text())["frames"]
+    assert all((scene / f["refined_depth_file_path"]).is_file() for f in frames)

@@ -33,7 +33,7 @@ def ensure_scene_prior(scene_dir: Path, config: TrainConfig | None = None, force
     config = config or scene_prior_config(Path(scene_dir) / "prior")
     out = Path(config.out)
     if not force and (out / "unet" / "config.json").is_file():
-        RGBDPrior.from_pretrained(out, patch_size=config.patch_size)  # fail now on a stale or foreign cache
+        RGBDPrior.from_pretrained(out)  # fail now on a broken or foreign cache
         return out
     train_prior(frames_from_scene(Path(scene_dir)), config)
     return out
