@@ -9,7 +9,7 @@ from diffusers import UNet2DModel
 
 from diffnerf_ns.prior.baselines import joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior, make_scheduler
-from diffnerf_ns.prior.patches import RGBDPatchDataset, frames_from_arrays, observation_channels
+from diffnerf_ns.prior.patches import RGBDPatchDataset, frames_from_arrays, frames_from_path, observation_channels
 from diffnerf_ns.prior.refine import RefineConfig, refine_depth, tile_starts, tile_weight
 from diffnerf_ns.prior.rgbd_codec import decode, encode
 from diffnerf_ns.prior.train import denoising_loss, sobel
@@ -147,3 +147,30 @@ def test_sobel_edge_loss_uses_the_reconstructed_clean_patch() -> None:
     assert torch.isfinite(with_edges) and with_edges > plain
     with_edges.backward()
     assert all(p.grad is not None for p in prior.unet.parameters() if p.requires_grad)
+
+
+def test_labeled_mat_frames_are_cropped_with_raw_depth(tmp_path) -> None:
+    import h5py
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (2, 480, 640, 3), dtype=np.uint8)
+    depth = rng.uniform(1, 4, (2, 480, 640)).astype(np.float32)
+    raw = np.where(rng.random(depth.shape) < 0.1, 0, depth).astype(np.float32)
+    path = tmp_path / "nyu_depth_v2_labeled.mat"
+    with h5py.File(path, "w") as f:
+        f["images"], f["depths"], f["rawDepths"] = (
+            rgb.transpose(0, 3, 2, 1),
+            depth.transpose(0, 2, 1),
+            raw.transpose(0, 2, 1),
+        )
+        refs = f.create_group("#refs#")
+        for key in ("scenes", "sceneTypes", "rawRgbFilenames", "rawDepthFilenames"):
+            ds = f.create_dataset(key, (1, 2), dtype=h5py.ref_dtype)
+            for i in range(2):
+                ds[0, i] = refs.create_dataset(f"{key}{i}", data=np.array([[ord("a")]], np.uint16)).ref
+    frames = frames_from_path(path, [1])
+    assert len(frames) == 1 and frames[0].rgb.shape == (427, 561, 3)
+    np.testing.assert_array_equal(frames[0].rgb, rgb[1, 44:471, 40:601])
+    np.testing.assert_array_equal(frames[0].raw, raw[1, 44:471, 40:601])
+    item = RGBDPatchDataset(frames, 16, length=1, cond_drop_prob=0.0)[0]
+    assert item["cond"].shape == (2, 16, 16)

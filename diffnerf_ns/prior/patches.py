@@ -93,17 +93,14 @@ def synthetic_room_frames(
     return frames
 
 
-LABELED_VALID = (slice(44, 471), slice(40, 601))
-"""Rows/cols of the labeled NYU frames that hold data (toolbox `get_projection_mask.m`); the rest is border."""
-
-
 def frames_from_labeled(path: Path, indices: Sequence[int] | None = None) -> list[TrainingFrame]:
     """Frames of `nyu_depth_v2_labeled.mat`, border cropped: filled `depths` as target, `rawDepths` as raw."""
+    from data_converters.nyu.calibration import CROP_COLS as cols
+    from data_converters.nyu.calibration import CROP_ROWS as rows
     from data_converters.nyu.labeled import LabeledNYU  # h5py reader; only needed for the .mat
 
     with LabeledNYU(path) as nyu:
         frames = nyu.iter_frames(indices)
-        rows, cols = LABELED_VALID
         return [
             TrainingFrame(f.rgb[rows, cols], f.depth[rows, cols], f"{path}[{f.index}]", f.raw_depth[rows, cols])
             for f in frames
