@@ -14,8 +14,10 @@ from typing import Literal
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import OrientedBox
 from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
 from nerfstudio.utils import colormaps
@@ -33,8 +35,11 @@ class DiffNerfModelConfig(DepthNerfactoModelConfig):
     _target: type = field(default_factory=lambda: DiffNerfModel)
     implementation: Literal["auto", "tcnn", "torch"] = "auto"  # type: ignore[assignment]
     """Hash-grid backend: 'auto' uses tiny-cuda-nn when importable with CUDA, else pure torch."""
-    predict_normals: bool = True
-    """Predict normals (needed by ns-export pointcloud's default normal method)."""
+    predict_normals: bool = False
+    """Train nerfacto's predicted-normal head (costs a density-gradient pass every training step)."""
+    render_normals: bool = True
+    """Render density-gradient normals when not training (viewer, ns-export's default normal method),
+    so training does not pay for them."""
     disable_scene_contraction: bool = True
     """Indoor scenes are bounded: the dataparser's scene box covers the room, rays are clipped to it."""
     proposal_initial_sampler: Literal["piecewise", "uniform"] = "uniform"
@@ -62,6 +67,20 @@ class DiffNerfModel(DepthNerfactoModel):
         if self.regulariser is not None:
             # The viewer only finds controls that are attributes of nn.Modules, so expose the switch here.
             self.prior_regulariser_switch = self.regulariser.enabled
+
+    def get_outputs(self, ray_bundle: RayBundle) -> dict[str, torch.Tensor]:
+        outputs = super().get_outputs(ray_bundle)
+        if not self.training and self.config.render_normals and not self.config.predict_normals:
+            outputs["normals"] = self.density_normals(ray_bundle)
+        return outputs
+
+    def density_normals(self, ray_bundle: RayBundle) -> torch.Tensor:
+        """Normals from the density gradient, rendered and shaded to [0, 1] (a second, inference-only pass)."""
+        ray_samples, _, _ = self.proposal_sampler(ray_bundle, density_fns=self.density_fns)
+        field_outputs = self.field.forward(ray_samples, compute_normals=True)
+        weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
+        normals = self.renderer_normals(normals=field_outputs[FieldHeadNames.NORMALS], weights=weights)
+        return self.normals_shader(normals)
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
         callbacks = super().get_training_callbacks(attributes)
