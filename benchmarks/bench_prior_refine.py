@@ -48,6 +48,7 @@ class Bench:
             ema_decay=0.995,
             checkpoint_every=1000,
             max_minutes=8.0,
+            resume=False,  # a benchmark run trains from scratch, so its time and step counts are its own
         )
     )
     sampling: RefineConfig = field(default_factory=lambda: RefineConfig(overlap=8))
