@@ -46,9 +46,10 @@ def depth_error_on_view(pipeline, scene_dir: Path, index: int = 0) -> float:
 @pytest.fixture(scope="session")
 def trained(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory):
     """diffnerf trained 60 tiny CPU steps on the demo scene, checkpoint and config saved."""
+    from nerfstudio.engine.trainer import Trainer
+
     from diffnerf_ns.diffnerf_config import diffnerf_method
     from diffnerf_ns.presets import configure_run
-    from nerfstudio.engine.trainer import Trainer
 
     torch.manual_seed(0)
     config = configure_run(
