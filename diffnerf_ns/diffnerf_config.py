@@ -54,12 +54,16 @@ def _trainer(method_name: str, model: DiffNerfModelConfig, max_num_iterations: i
                 "scheduler": ExponentialDecaySchedulerConfig(lr_final=1e-4, max_steps=5000),
             },
         },
-        viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
+        viewer=ViewerConfig(num_rays_per_chunk=1 << 15 if HAS_CUDA else 1 << 12),
         vis="viewer",
     )
 
 
-_model = DiffNerfModelConfig(eval_num_rays_per_chunk=1 << 15, camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"))
+_model = DiffNerfModelConfig(
+    # Rays rendered at once in eval/viewer/export; 2^15 (nerfacto's) needs several GB of host memory on CPU.
+    eval_num_rays_per_chunk=1 << 15 if HAS_CUDA else 1 << 12,
+    camera_optimizer=CameraOptimizerConfig(mode="SO3xR3"),
+)
 
 diffnerf_method = MethodSpecification(
     config=_trainer("diffnerf", _model),
