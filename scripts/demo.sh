@@ -14,7 +14,8 @@ ITERS=${ITERS:-600}
   2>&1 | tee "$OUT/train.log" | grep --line-buffered -E "^[0-9]+ \(|Training Finished|Error"
 CONFIG="$OUT/runs/scene/diffnerf/demo/config.yml"
 .venv/bin/ns-eval --load-config "$CONFIG" --output-path "$OUT/eval.json"
-.venv/bin/ns-export pointcloud --load-config "$CONFIG" --output-dir "$OUT/export" --num-points 200000
+.venv/bin/ns-export pointcloud --load-config "$CONFIG" --output-dir "$OUT/export" --num-points 100000 \
+  --num-rays-per-batch 4096
 echo "iterations: $ITERS; seconds per iteration (nerfstudio profiler):" \
   "$(grep -o 'Trainer.train_iteration: [0-9.]*' "$OUT/train.log" | awk '{print $2}')"
 .venv/bin/python -c "import json,sys; r=json.load(open(sys.argv[1]))['results']; \
