@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import open3d as o3d
 import torch
 import tyro
 from PIL import Image
@@ -40,7 +39,8 @@ COLUMNS = (  # (result key, header, format)
     ("depth_rmse", "RMSE", ".3f"),
     ("chamfer", "Chamfer", ".3f"),
     ("fscore", "F@5cm", ".3f"),
-    ("seconds_per_iteration", "s/it", ".2f"),
+    ("seconds_per_iteration", "s/it", ".3f"),
+    ("rays_per_second", "rays/s", ".0f"),
     ("peak_memory_mb", "peak MB", ".0f"),
 )
 RATIOS = ("depth_abs_rel", "chamfer", "seconds_per_iteration")
@@ -74,29 +74,29 @@ def icl_scene(out: Path, width: int, height: int) -> Path:
     return out
 
 
-def tsdf_surface(scene_dir: Path) -> dict[str, float]:
-    """Open3D TSDF fusion of the training frames (the classical anchor), scored like the NeRFs."""
+def tsdf_surface(scene_dir: Path, voxel: float = 0.02) -> dict[str, float]:
+    """Open3D TSDF fusion of the training frames (the classical anchor), scored like the NeRFs.
+
+    Uses the tensor VoxelBlockGrid: the legacy ScalableTSDFVolume of open3d 0.20 integrates nothing here.
+    """
+    import open3d as o3d
+    import open3d.core as o3c
+
     scene = load_scene(scene_dir)
-    meta = json.loads((scene_dir / "transforms.json").read_text())
-    train = set(meta["train_filenames"])
-    volume = o3d.pipelines.integration.ScalableTSDFVolume(
-        voxel_length=0.02, sdf_trunc=0.08, color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8
+    train = set(json.loads((scene_dir / "transforms.json").read_text())["train_filenames"])
+    grid = o3d.t.geometry.VoxelBlockGrid(
+        attr_names=("tsdf", "weight"), attr_dtypes=(o3c.float32, o3c.float32), attr_channels=(1, 1),
+        voxel_size=voxel, block_resolution=8, block_count=50_000,
     )
-    intr = o3d.camera.PinholeCameraIntrinsic(
-        scene.width, scene.height, scene.K[0, 0], scene.K[1, 1], scene.K[0, 2], scene.K[1, 2]
-    )
+    K = o3c.Tensor(scene.K, o3c.float64)
     for i, path in enumerate(scene.image_paths):
         if path.relative_to(scene_dir).as_posix() not in train:
             continue
-        rgbd = o3d.geometry.RGBDImage.create_from_color_and_depth(
-            o3d.geometry.Image(np.ascontiguousarray(scene.rgb(i))),
-            o3d.geometry.Image(scene.depth(i)),
-            depth_scale=1.0,
-            depth_trunc=10.0,
-            convert_rgb_to_intensity=False,
-        )
-        volume.integrate(rgbd, intr, np.linalg.inv(scene.c2w[i]))
-    points = np.asarray(volume.extract_point_cloud().points)
+        depth = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(scene.depth(i), np.float32)))
+        extrinsic = o3c.Tensor(np.linalg.inv(scene.c2w[i]), o3c.float64)
+        blocks = grid.compute_unique_block_coordinates(depth, K, extrinsic, 1.0, 10.0)
+        grid.integrate(blocks, depth, K, extrinsic, 1.0, 10.0)
+    points = grid.extract_point_cloud().point.positions.numpy()
     return surface_metrics(points, scene.world_points(stride=2))
 
 
@@ -114,6 +114,11 @@ class Bench:
     prior: Path | None = None
     """A trained prior folder; default: train one on other renders of the room (bounded by prior_minutes)."""
     prior_minutes: float = 6.0
+    prior_steps: int = 3000
+    prior_frames: int = 24
+    prior_batch: int = 16
+    tsdf: bool = True
+    """Add the Open3D TSDF-fusion anchor (CPU)."""
     report: Path = Path("benchmarks/results/regulariser.md")
     scenes: tuple[str, ...] = ("few3", "few6", "dense", "icl")
 
@@ -140,11 +145,11 @@ class Bench:
         out = self.workdir / "prior"
         if not (out / "unet" / "config.json").exists():
             # Different trajectory (seed) than the benchmark scene: the prior never sees held-out views.
-            frames = synthetic_room_frames(24, self.width, self.height, seed=11)
+            frames = synthetic_room_frames(self.prior_frames, self.width, self.height, seed=11)
             config = TrainConfig(
                 out=out, patch_size=24, block_out_channels=(32, 64, 128), layers_per_block=1, attention=False,
-                steps=3000, batch_size=16, lr=1e-3, warmup_steps=100, ema_decay=0.995, checkpoint_every=500,
-                max_minutes=self.prior_minutes,
+                steps=self.prior_steps, batch_size=self.prior_batch, lr=1e-3, warmup_steps=100, ema_decay=0.995,
+                checkpoint_every=500, max_minutes=self.prior_minutes,
             )
             train_prior(frames, config)
         return out
@@ -170,9 +175,10 @@ class Bench:
             few = scene.startswith("few")
             ours = ("diffnerf-few-view-no-prior", "diffnerf-few-view") if few else ("diffnerf-no-prior", "diffnerf")
             results = {m: self.run(m, scene, scene_dir, prior) for m in ("depth-nerfacto", *ours)}
-            results["tsdf-fusion"] = tsdf_surface(scene_dir)
+            if self.tsdf:
+                results["tsdf-fusion"] = tsdf_surface(scene_dir)
             rows.append((scene, results))
-        self.write(rows)
+            self.write(rows)
 
     def write(self, rows: list[tuple[str, dict]]) -> None:
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
@@ -180,7 +186,10 @@ class Bench:
             "# diffnerf vs depth-nerfacto: does the diffusion prior help?",
             "",
             f"Command: `python -m benchmarks.bench_regulariser --iterations {self.iterations} "
-            f"--rays-per-batch {self.rays_per_batch} {'--small' if self.small else '--no-small'}`  ",
+            f"--rays-per-batch {self.rays_per_batch} {'--small' if self.small else '--no-small'} "
+            f"--prior-steps {self.prior_steps} --prior-frames {self.prior_frames} --prior-batch {self.prior_batch} "
+            f"--prior-minutes {self.prior_minutes} "
+            f"--scenes {' '.join(self.scenes)}{'' if self.tsdf else ' --no-tsdf'}`  ",
             f"Machine: {platform.machine()} {device}, Python {platform.python_version()}, torch {torch.__version__}  ",
             f"Budget: {self.iterations} iterations x {self.rays_per_batch} rays for every method; "
             f"model size preset: {'small (CPU)' if self.small else 'default'}; images {self.width}x{self.height} "
