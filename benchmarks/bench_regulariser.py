@@ -189,7 +189,8 @@ class Bench:
             f"--rays-per-batch {self.rays_per_batch} {'--small' if self.small else '--no-small'} "
             f"--prior-steps {self.prior_steps} --prior-frames {self.prior_frames} --prior-batch {self.prior_batch} "
             f"--prior-minutes {self.prior_minutes} "
-            f"--scenes {' '.join(self.scenes)}{'' if self.tsdf else ' --no-tsdf'}`  ",
+            f"--scenes {' '.join(self.scenes)}{'' if self.tsdf else ' --no-tsdf'}"
+            f"{f' --prior {self.prior}' if self.prior else ''}`  ",
             f"Machine: {platform.machine()} {device}, Python {platform.python_version()}, torch {torch.__version__}  ",
             f"Budget: {self.iterations} iterations x {self.rays_per_batch} rays for every method; "
             f"model size preset: {'small (CPU)' if self.small else 'default'}; images {self.width}x{self.height} "
