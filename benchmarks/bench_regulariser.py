@@ -85,7 +85,7 @@ def tsdf_surface(scene_dir: Path, voxel: float = 0.02) -> dict[str, float]:
     scene = load_scene(scene_dir)
     train = set(json.loads((scene_dir / "transforms.json").read_text())["train_filenames"])
     grid = o3d.t.geometry.VoxelBlockGrid(
-        attr_names=("tsdf", "weight"), attr_dtypes=(o3c.float32, o3c.float32), attr_channels=(1, 1),
+        attr_names=("tsdf", "weight", "color"), attr_dtypes=(o3c.float32,) * 3, attr_channels=(1, 1, 3),
         voxel_size=voxel, block_resolution=8, block_count=50_000,
     )
     K = o3c.Tensor(scene.K, o3c.float64)
@@ -93,10 +93,11 @@ def tsdf_surface(scene_dir: Path, voxel: float = 0.02) -> dict[str, float]:
         if path.relative_to(scene_dir).as_posix() not in train:
             continue
         depth = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(scene.depth(i), np.float32)))
+        color = o3d.t.geometry.Image(o3c.Tensor(np.ascontiguousarray(scene.rgb(i), np.float32) / 255.0))
         extrinsic = o3c.Tensor(np.linalg.inv(scene.c2w[i]), o3c.float64)
         blocks = grid.compute_unique_block_coordinates(depth, K, extrinsic, 1.0, 10.0)
-        grid.integrate(blocks, depth, K, extrinsic, 1.0, 10.0)
-    points = grid.extract_point_cloud().point.positions.numpy()
+        grid.integrate(blocks, depth, color, K, extrinsic, 1.0, 10.0)
+    points = grid.extract_point_cloud(weight_threshold=1.0).point.positions.numpy()  # few views: 1 observation
     return surface_metrics(points, scene.world_points(stride=2))
 
 
