@@ -9,6 +9,8 @@ weights are the gradient norms the regulariser contributes, independent of the n
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,7 +76,7 @@ class PatchRegulariser:
         self.model = model
         self.patch_size = int(prior.patch_size)
         self.cameras: Cameras | None = None
-        self.dataset = None
+        self.gt_image: Callable[[int], np.ndarray] | None = None
         self.step = 0
         self.rng = np.random.default_rng(0)
         self.enabled = ViewerCheckbox("Diffusion prior regulariser", default_value=True)
@@ -84,8 +86,11 @@ class PatchRegulariser:
 
     def training_callbacks(self, attrs: TrainingCallbackAttributes) -> list[TrainingCallback]:
         assert attrs.pipeline is not None
-        self.dataset = attrs.pipeline.datamanager.train_dataset
-        self.cameras = self.dataset.cameras
+        dataset = attrs.pipeline.datamanager.train_dataset
+        self.cameras = dataset.cameras
+        # Ground-truth RGB patches are cut every regularised step (every step in the few-view preset): decode each
+        # training image once, not per step.
+        self.gt_image = functools.lru_cache(maxsize=64)(dataset.get_numpy_image)
 
         def set_step(step: int) -> None:
             self.step = step
@@ -164,7 +169,7 @@ class PatchRegulariser:
         """Regulariser losses for this step (empty before start_step or when switched off in the viewer)."""
         if self.step < self.config.start_step or not self.enabled.value:
             return {}
-        assert self.cameras is not None and self.dataset is not None
+        assert self.cameras is not None and self.gt_image is not None
 
         rgb_loss = torch.zeros((), device=self.model.device)
         depth_loss = torch.zeros((), device=self.model.device)
@@ -174,8 +179,8 @@ class PatchRegulariser:
             use_gt_rgb = self.rng.random() < self.config.gt_rgb_probability
             rgb, depth, x0, y0 = self.render_patch(index, jitter=not use_gt_rgb)
             if use_gt_rgb:
-                gt = self.dataset.get_image_float32(index)[..., :3].to(self.model.device)
-                rgb = gt[y0 : y0 + self.patch_size, x0 : x0 + self.patch_size]
+                gt = self.gt_image(index)[y0 : y0 + self.patch_size, x0 : x0 + self.patch_size, :3]
+                rgb = torch.from_numpy(gt.astype(np.float32) / 255.0).to(self.model.device)
             x = encode(rgb.permute(2, 0, 1)[None], depth[None, None])
             score = self.prior.score(x, t)
             unit = score / score.flatten(2).norm(dim=2).clamp(min=1e-12)[..., None, None]
