@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.datamanagers.base_datamanager import VanillaDataManager, VanillaDataManagerConfig
@@ -18,12 +17,14 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
+from diffnerf_ns.device import default_device
 from diffnerf_ns.data.nyu_dataparser import NyuDataParserConfig
 from diffnerf_ns.data.rgbd_dataset import RGBDDataset
 from diffnerf_ns.models.diffnerf_model import DiffNerfModelConfig
 from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 
-HAS_CUDA = torch.cuda.is_available()
+HAS_CUDA = default_device() == "cuda"
+"""Sizes and precision of the registered configs follow the machine that builds them."""
 
 
 def _trainer(method_name: str, model: DiffNerfModelConfig, max_num_iterations: int = 30000) -> TrainerConfig:

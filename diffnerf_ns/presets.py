@@ -6,10 +6,11 @@ import dataclasses
 from pathlib import Path
 from typing import TypeVar
 
-import torch
 from nerfstudio.configs.base_config import MachineConfig
 from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.models.nerfacto import NerfactoModelConfig
+
+from diffnerf_ns.device import default_device
 
 ModelConfigT = TypeVar("ModelConfigT", bound=NerfactoModelConfig)
 
@@ -42,8 +43,8 @@ def configure_run(
         output_dir=output_dir,
         vis="tensorboard",
         max_num_iterations=iterations,
-        machine=MachineConfig(device_type="cuda" if torch.cuda.is_available() else "cpu"),
-        mixed_precision=config.mixed_precision and torch.cuda.is_available(),
+        machine=MachineConfig(device_type=default_device()),
+        mixed_precision=config.mixed_precision and default_device() == "cuda",
     )
     config.steps_per_save = iterations
     config.steps_per_eval_batch = iterations + 1

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from diffnerf_ns.depth_convention import ray_to_z_depth
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -38,7 +40,7 @@ def depth_error_on_view(pipeline, scene_dir: Path, index: int = 0) -> float:
     gt = dataset.get_metadata({"image_idx": index})["depth_image"][..., 0]
     with torch.no_grad():
         out = pipeline.model.get_outputs_for_camera(camera)
-    z = (out["depth"] / out["directions_norm"])[..., 0].cpu()
+    z = ray_to_z_depth(out["depth"], out["directions_norm"])[..., 0].cpu()
     valid = gt > 0
     return float((z[valid] - gt[valid]).abs().median())
 

@@ -23,6 +23,7 @@ from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoMo
 from nerfstudio.utils import colormaps
 
 from diffnerf_ns.compat import offline_lpips
+from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.fields.hash_backend import select_hash_backend
 from diffnerf_ns.metrics import depth_metrics
 from diffnerf_ns.models.patch_regulariser import PatchRegulariser, PatchRegulariserConfig
@@ -107,7 +108,7 @@ class DiffNerfModel(DepthNerfactoModel):
     def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, torch.Tensor]:
         outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         if self.regulariser is not None:
-            z = outputs["depth"] / outputs["directions_norm"]
+            z = ray_to_z_depth(outputs["depth"], outputs["directions_norm"])
             outputs["prior_score"] = self.regulariser.score_map(outputs["rgb"], z[..., 0] * self.metres_per_unit)
         return outputs
 
@@ -123,7 +124,7 @@ class DiffNerfModel(DepthNerfactoModel):
 
         # Ground truth is planar z-depth; the renderer gives distance along the ray.
         gt_z = batch["depth_image"].to(self.device)
-        pred_z = outputs["depth"] / outputs["directions_norm"]
+        pred_z = ray_to_z_depth(outputs["depth"], outputs["directions_norm"])
         metrics.update(depth_metrics(pred_z * self.metres_per_unit, gt_z * self.metres_per_unit))
 
         valid = gt_z[gt_z > 0]

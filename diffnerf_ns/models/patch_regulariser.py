@@ -22,6 +22,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttrib
 from nerfstudio.viewer.viewer_elements import ViewerCheckbox
 from scipy.spatial.transform import Rotation
 
+from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.prior.rgbd_codec import encode
 
 if TYPE_CHECKING:
@@ -62,8 +63,7 @@ class PatchRegulariserConfig:
             return None
         from diffnerf_ns.prior.model import RGBDPrior
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        prior = RGBDPrior.from_pretrained(self.prior_path, patch_size=self.patch_size, device=device)
+        prior = RGBDPrior.from_pretrained(self.prior_path, patch_size=self.patch_size, device=model.device)
         return PatchRegulariser(self, prior, model)
 
 
@@ -147,7 +147,7 @@ class PatchRegulariser:
         bundle.camera_indices = torch.full_like(bundle.camera_indices, index)
         outputs = self.model(bundle.flatten())
         p = self.patch_size
-        z = outputs["expected_depth"] / outputs["directions_norm"]
+        z = ray_to_z_depth(outputs["expected_depth"], outputs["directions_norm"])
         return outputs["rgb"].view(p, p, 3), (z * self.model.metres_per_unit).view(p, p), x0, y0
 
     @torch.no_grad()

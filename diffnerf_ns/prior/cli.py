@@ -9,6 +9,7 @@ from typing import Annotated
 import torch
 import tyro
 
+from diffnerf_ns.device import resolve_device
 from diffnerf_ns.prior.fallback import ensure_scene_prior, scene_prior_config
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import frames_from_path
@@ -50,7 +51,7 @@ class Refine:
     """`auto`: CUDA when available, else CPU."""
 
     def main(self) -> None:
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if self.device == "auto" else self.device
+        device = resolve_device(self.device)
         prior = RGBDPrior.from_pretrained(self.prior or ensure_scene_prior(self.scene), device=device)
         print(f"updated {refine_scene(prior, self.scene, self.sampling)}")
 

@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from diffnerf_ns.device import default_device
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import RGBDPatchDataset, TrainingFrame
 
@@ -100,7 +101,7 @@ def denoising_loss(
 def _mixed_precision(choice: str) -> str:
     if choice != "auto":
         return choice
-    if not torch.cuda.is_available():
+    if default_device() != "cuda":
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
