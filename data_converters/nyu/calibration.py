@@ -78,3 +78,25 @@ def to_nerfstudio_intrinsics(K: np.ndarray) -> np.ndarray:
     K = np.asarray(K, dtype=np.float64).copy()
     K[:2, 2] += 0.5
     return K
+
+
+# Raw Kinect disparity <-> metres (toolbox `depth_rel2depth_abs.m`); REFERENCE §1.
+RAW_A, RAW_B = 351.3, 1092.5  # metres = RAW_A / (RAW_B - raw)
+RAW_INVALID = 2047
+
+
+def metres_to_raw(depth_m: np.ndarray) -> np.ndarray:
+    """Float raw disparity for depth in metres (inverse of `raw_to_metres`)."""
+    with np.errstate(divide="ignore"):
+        return RAW_B - RAW_A / np.asarray(depth_m, dtype=np.float64)
+
+
+def raw_to_metres(raw: np.ndarray) -> np.ndarray:
+    """NYU toolbox conversion: invalid (2047, < 600, or non-positive depth) becomes 0; clamps at 10 m."""
+    raw = np.asarray(raw, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        depth = RAW_A / (RAW_B - raw)
+    invalid = (raw >= RAW_INVALID) | (raw < 600) | (depth <= 0) | ~np.isfinite(depth)
+    depth = np.minimum(depth, 10.0)
+    depth[invalid] = 0.0
+    return depth.astype(np.float32)

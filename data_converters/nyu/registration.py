@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from data_converters.nyu import calibration as cal
-from data_converters.synthetic.kinect_noise import raw_to_metres
+from data_converters.nyu.calibration import raw_to_metres
 
 
 @dataclass

@@ -14,26 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-RAW_A, RAW_B = 351.3, 1092.5  # metres = RAW_A / (RAW_B - raw)
-RAW_INVALID = 2047
-
-
-def metres_to_raw(depth_m: np.ndarray) -> np.ndarray:
-    """Float raw disparity for depth in metres (inverse of `raw_to_metres`)."""
-    with np.errstate(divide="ignore"):
-        return RAW_B - RAW_A / np.asarray(depth_m, dtype=np.float64)
-
-
-def raw_to_metres(raw: np.ndarray) -> np.ndarray:
-    """NYU toolbox conversion: invalid (2047, < 600, or non-positive depth) becomes 0; clamps at 10 m."""
-    raw = np.asarray(raw, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        depth = RAW_A / (RAW_B - raw)
-    invalid = (raw >= RAW_INVALID) | (raw < 600) | (depth <= 0) | ~np.isfinite(depth)
-    depth = np.minimum(depth, 10.0)
-    depth[invalid] = 0.0
-    return depth.astype(np.float32)
-
+from data_converters.nyu.calibration import RAW_INVALID, metres_to_raw, raw_to_metres
 
 @dataclass
 class KinectNoiseModel:

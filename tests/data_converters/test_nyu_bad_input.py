@@ -17,8 +17,8 @@ from data_converters.nyu.raw_reader import (
     read_accel_dump,
     read_pgm,
     read_ppm,
-    write_pgm,
 )
+from data_converters.nyu.raw_writer import write_pgm
 from data_converters.nyu.resolve import ensure_nerfstudio_scene
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, write_nyu_raw_scene
 
