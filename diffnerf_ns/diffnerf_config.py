@@ -17,9 +17,9 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from diffnerf_ns.device import default_device
 from diffnerf_ns.data.nyu_dataparser import NyuDataParserConfig
 from diffnerf_ns.data.rgbd_dataset import RGBDDataset
+from diffnerf_ns.device import default_device
 from diffnerf_ns.models.diffnerf_model import DiffNerfModelConfig
 from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from data_converters.nyu.calibration import RAW_INVALID, metres_to_raw, raw_to_metres
 
+
 @dataclass
 class KinectNoiseModel:
     """Parameters of the corruption; defaults give NYU-like hole ratios (5-15%)."""

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from data_converters.nerfstudio_scene import depth_to_png_mm
 from data_converters.nyu import calibration as cal
+from data_converters.nyu.calibration import RAW_INVALID
 from data_converters.nyu.raw_reader import GRAVITY
 from data_converters.nyu.raw_writer import write_accel_dump, write_pgm, write_ppm
-from data_converters.nyu.calibration import RAW_INVALID
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from data_converters.nyu import calibration as cal
+from data_converters.nyu.calibration import raw_to_metres
 from data_converters.nyu.raw_reader import read_pgm, read_ppm
 from data_converters.nyu.registration import DepthRegistration
-from data_converters.nyu.calibration import raw_to_metres
 
 
 @pytest.fixture(scope="module")
