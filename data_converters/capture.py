@@ -7,7 +7,7 @@ Images are read lazily, so a long sequence costs nothing until it is converted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -49,6 +49,10 @@ class Capture:
     frames: list[CaptureFrame]
     invalid_depth_values: tuple[int, ...] = (0,)
     """Stored values that mean 'no measurement' (7-Scenes also writes 65535)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Files the reader left out, with the reason (e.g. a TUM depth frame with no RGB frame near in time)."""
+    notes: list[str] = field(default_factory=list)
+    """What the reader assumed rather than read (e.g. default intrinsics); recorded in the scene metadata."""
 
     @property
     def has_poses(self) -> bool:

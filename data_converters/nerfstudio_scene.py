@@ -32,6 +32,13 @@ class RGBDFrame:
     name: str
 
 
+def to_nerfstudio_intrinsics(K: np.ndarray) -> np.ndarray:
+    """OpenCV intrinsics (pixel centres at integers) to nerfstudio's (centres at +0.5): shift cx, cy by 0.5."""
+    K = np.asarray(K, dtype=np.float64).copy()
+    K[:2, 2] += 0.5
+    return K
+
+
 def depth_to_png_mm(depth_m: np.ndarray) -> np.ndarray:
     """Metres to uint16 millimetres; invalid and out-of-range become 0."""
     d = np.nan_to_num(np.asarray(depth_m, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)

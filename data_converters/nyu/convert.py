@@ -18,14 +18,14 @@ import numpy as np
 import tyro
 from tqdm import tqdm
 
-from data_converters.nerfstudio_scene import RGBDFrame, depth_to_png_mm, write_scene
-from data_converters.nyu.cache import default_output, fingerprint, invalidate, is_cached
-from data_converters.nyu.calibration import to_nerfstudio_intrinsics
+from data_converters.cache import default_output, fingerprint, invalidate, is_cached
+from data_converters.nerfstudio_scene import RGBDFrame, depth_to_png_mm, to_nerfstudio_intrinsics, write_scene
+from data_converters.nyu.calibration import ACCEL_TO_CAMERA
 from data_converters.nyu.labeled import export_labeled_scene, labeled_pose_config
-from data_converters.nyu.poses import PoseConfig, estimate_trajectory
 from data_converters.nyu.raw_reader import NYUFormatError, list_raw_scene, read_accel_dump, read_pgm, read_ppm
 from data_converters.nyu.registration import DepthRegistration
 from data_converters.nyu.sync import SyncedFrame, synchronise
+from data_converters.poses import PoseConfig, estimate_trajectory
 
 LOG = logging.getLogger(__name__)
 
@@ -85,11 +85,12 @@ def _load_cached(work: Path, frame: SyncedFrame) -> tuple[np.ndarray, np.ndarray
     return rgb, cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED).astype(np.float32) * 1e-3
 
 
-def _read_accel(frame: SyncedFrame) -> np.ndarray | None:
+def _read_up(frame: SyncedFrame) -> np.ndarray | None:
+    """Measured up direction in RGB camera axes (the accelerometer reading, rotated out of the Kinect's axes)."""
     if frame.accel is None:
         return None
     try:
-        return read_accel_dump(frame.accel.path)
+        return ACCEL_TO_CAMERA @ read_accel_dump(frame.accel.path)
     except NYUFormatError as err:
         LOG.warning("ignoring accelerometer reading: %s", err)
         return None
@@ -130,7 +131,7 @@ def convert_raw(
             reg.K,
             width,
             height,
-            accel=[_read_accel(f) for f in frames],
+            up=[_read_up(f) for f in frames],
             config=options.poses,
             progress=bar.update,
         )

@@ -82,7 +82,7 @@ class NyuDataParser(Nerfstudio):
             return data
         if not data.exists():
             raise FileNotFoundError(f"--data {data}: no such file or folder")
-        from data_converters.nyu.resolve import ensure_nerfstudio_scene
+        from data_converters.resolve import ensure_nerfstudio_scene
 
         return ensure_nerfstudio_scene(data, cache_dir=self.config.cache_dir, scene_name=self.config.scene_name)
 

@@ -19,7 +19,7 @@ from data_converters.nyu.raw_reader import (
     read_ppm,
 )
 from data_converters.nyu.raw_writer import write_pgm
-from data_converters.nyu.resolve import ensure_nerfstudio_scene
+from data_converters.resolve import ensure_nerfstudio_scene
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, write_nyu_raw_scene
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_converters.nyu.cache import default_output
+from data_converters.cache import default_output
 from data_converters.nyu.convert import convert_raw
 from data_converters.nyu.labeled import export_labeled_scene
 from data_converters.nyu.raw_reader import NYUFormatError, list_raw_scene
