@@ -5,8 +5,7 @@ becomes a keyframe once the motion since the last one passes a threshold, so pos
 loop-closure searches stay few for long 30 Hz sequences. Keyframes that view the same place again
 are linked by loop-closure edges and the graph is optimised globally. Gravity measured by an
 accelerometer (where the sensor has one, as NYU's Kinect) then levels the world so that +z is up.
-Frames whose odometry fails are returned
-as failures with a reason, never given a guessed pose.
+Frames whose odometry fails are returned as failures with a reason, never given a guessed pose.
 """
 
 from __future__ import annotations

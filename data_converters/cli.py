@@ -1,0 +1,152 @@
+"""`diffnerf-convert <layout|auto> ...`: any RGB-D capture into a posed nerfstudio scene.
+
+`diffnerf-convert-nyu raw|labeled` is kept as the older spelling of the two NYU subcommands.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+import tyro
+
+from data_converters.cache import default_output
+from data_converters.capture import Capture
+from data_converters.convert import ConvertOptions, convert_capture
+from data_converters.layouts.plain import read_plain
+from data_converters.layouts.redwood import read_redwood
+from data_converters.layouts.threedmatch import read_threedmatch
+from data_converters.layouts.tum import read_tum
+from data_converters.nyu.convert import RawOptions, convert_raw
+from data_converters.nyu.labeled import export_labeled_scene, labeled_pose_config
+from data_converters.poses import PoseConfig
+from data_converters.resolve import ensure_nerfstudio_scene
+
+
+@dataclass
+class _CaptureCommand:
+    """Shared by the generic layouts: where to write and how to convert."""
+
+    root: tyro.conf.Positional[Path]
+    out: Path | None = None
+    """Output folder (default: <root>_nerfstudio next to the capture)."""
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+
+    def read(self) -> Capture:
+        """The layout's reader (each subclass names its own)."""
+        raise NotImplementedError
+
+    def main(self) -> None:
+        out = self.out or default_output(self.root, Path(self.root).resolve().name)
+        print(f"wrote {convert_capture(self.read(), out, self.options)}")
+
+
+@dataclass
+class Auto(_CaptureCommand):
+    """Detect the layout (any of the other subcommands) and convert with its defaults."""
+
+    depth_unit: float = 1e-3
+    """Metres per stored depth value, used only when the folder turns out to be a plain one."""
+
+    def main(self) -> None:
+        scene = ensure_nerfstudio_scene(self.root, options=self.options, depth_unit=self.depth_unit, out=self.out)
+        print(f"wrote {scene}")
+
+
+@dataclass
+class Tum(_CaptureCommand):
+    """TUM RGB-D: rgb.txt, depth.txt (value / 5000 = metres), optional groundtruth.txt."""
+
+    max_dt: float = 0.02
+    """Seconds; a depth frame without an RGB frame this close in time is skipped."""
+
+    def read(self) -> Capture:
+        return read_tum(self.root, max_dt=self.max_dt)
+
+
+@dataclass
+class Redwood(_CaptureCommand):
+    """Redwood / ICL-NUIM / Open3D: color/, depth/ (millimetres), camera_*.json, optional .log trajectory."""
+
+    def read(self) -> Capture:
+        return read_redwood(self.root)
+
+
+@dataclass
+class Threedmatch(_CaptureCommand):
+    """3DMatch / 7-Scenes / SUN3D: frame-NNNNNN.{color.png,depth.png,pose.txt}, camera-intrinsics.txt."""
+
+    def read(self) -> Capture:
+        return read_threedmatch(self.root)
+
+
+@dataclass
+class Plain(_CaptureCommand):
+    """A plain folder: rgb/ (or color/), depth/, an intrinsics file; poses are estimated."""
+
+    depth_unit: float = 1e-3
+    """Metres per stored depth value (1e-3 millimetres, 2e-4 TUM-style 1/5000, 1 metres)."""
+    intrinsics: Path | None = None
+    """Intrinsics file (default: intrinsics.txt / camera-intrinsics.txt / K.txt / intrinsics.json in the root)."""
+
+    def read(self) -> Capture:
+        return read_plain(self.root, depth_unit=self.depth_unit, intrinsics=self.intrinsics)
+
+
+@dataclass
+class NyuRaw:
+    """Convert a raw NYU scene folder (r-*.ppm, d-*.pgm, a-*.dump) into a posed nerfstudio scene."""
+
+    scene: tyro.conf.Positional[Path]
+    out: Path | None = None
+    """Output folder (default: <scene>_nerfstudio next to the scene folder)."""
+    options: RawOptions = field(default_factory=RawOptions)
+
+    def main(self) -> None:
+        print(f"wrote {convert_raw(self.scene, self.out, self.options)}")
+
+
+@dataclass
+class NyuLabeled:
+    """Export the labeled frames of one scene of nyu_depth_v2_labeled.mat as a (few-view) posed scene."""
+
+    mat: tyro.conf.Positional[Path]
+    scene: Annotated[str, tyro.conf.arg(aliases=["-s"])]
+    """Scene name, e.g. kitchen_0028b."""
+    out: Path | None = None
+    """Output folder (default: <scene>_nerfstudio next to the .mat file)."""
+    depth: Literal["rawDepths", "depths"] = "rawDepths"
+    """rawDepths keeps sensor holes (0); depths is hole-filled by colourisation."""
+    poses: PoseConfig = field(default_factory=labeled_pose_config)
+
+    def main(self) -> None:
+        print(f"wrote {export_labeled_scene(self.mat, self.scene, self.out, self.depth, self.poses)}")
+
+
+COMMANDS = {
+    "auto": Auto,
+    "tum": Tum,
+    "redwood": Redwood,
+    "threedmatch": Threedmatch,
+    "plain": Plain,
+    "nyu-raw": NyuRaw,
+    "nyu-labeled": NyuLabeled,
+}
+
+
+def entrypoint() -> None:
+    """`diffnerf-convert <layout|auto> ...`"""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    tyro.extras.subcommand_cli_from_dict(COMMANDS).main()
+
+
+def nyu_entrypoint() -> None:
+    """`diffnerf-convert-nyu raw|labeled ...` (older alias of the NYU subcommands)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    tyro.extras.subcommand_cli_from_dict({"raw": NyuRaw, "labeled": NyuLabeled}).main()
+
+
+if __name__ == "__main__":
+    entrypoint()
