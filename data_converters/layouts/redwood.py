@@ -48,7 +48,7 @@ def read_log_trajectory(path: Path) -> dict[int, np.ndarray]:
     for k in range(0, len(lines), 5):
         n, header = lines[k]
         ids = parse_numbers(header, path, n)
-        if ids.size != 3 or not np.all(ids == np.round(ids)) or ids[0] < 0:
+        if ids.size != 3 or not np.isfinite(ids).all() or not np.all(ids == np.round(ids)) or ids[0] < 0:
             raise CaptureFormatError(f"{path}, line {n}: expected a header of 3 integers 'id id next', got {header!r}")
         rows = [parse_numbers(line, path, m) for m, line in lines[k + 1 : k + 5]]
         if any(r.size != 4 for r in rows):
