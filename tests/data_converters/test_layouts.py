@@ -40,7 +40,12 @@ def test_tum_units_association_and_interpolated_groundtruth(fixtures_dir: Path, 
     (the pose at t=1.1 must be the slerp half-way between the samples at 1.05 and 1.15)."""
     root = _tum_folder(fixtures_dir, tmp_path / "rgbd_dataset_freiburg1_desk")
     q1 = Rotation.from_euler("y", 40, degrees=True).as_quat()
-    gt = ["# timestamp tx ty tz qx qy qz qw", "0.98 0 0 0 0 0 0 1", "1.05 0 0 0 0 0 0 1", "1.15 1 2 3 " + " ".join(map(str, q1))]
+    gt = [
+        "# timestamp tx ty tz qx qy qz qw",
+        "0.98 0 0 0 0 0 0 1",
+        "1.05 0 0 0 0 0 0 1",
+        "1.15 1 2 3 " + " ".join(map(str, q1)),
+    ]
     (root / "groundtruth.txt").write_text("\n".join(gt) + "\n")
     assert detect_layout(root) == "tum"
     capture = read_tum(root)
