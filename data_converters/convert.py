@@ -3,9 +3,9 @@
 Every frame is read and checked before anything is written (unreadable images, all-invalid depth,
 a bad given pose: that frame is excluded with a reason; a wrong depth unit: the whole conversion
 stops with an error). Given poses are used as they are unless re-estimation is asked for; without
-them the project's RGB-D odometry + pose graph estimates them per fragment, and later fragments are
-registered to the first one (FPFH + RANSAC, then point-to-plane ICP). Frames whose odometry fails
-are excluded, and `metadata.json` records every exclusion and why.
+them the project's RGB-D odometry + pose graph estimates them per fragment, each fragment placed in
+the given poses' world when there are any. Frames whose odometry fails are excluded, and
+`metadata.json` records every exclusion and why.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import open3d as o3d
+from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from data_converters.cache import fingerprint, invalidate, is_cached
 from data_converters.capture import Capture, CaptureFormatError, CaptureFrame
-from data_converters.nerfstudio_scene import RGBDFrame, backproject, to_nerfstudio_intrinsics, write_scene
+from data_converters.nerfstudio_scene import RGBDFrame, to_nerfstudio_intrinsics, write_scene
 from data_converters.poses import PoseConfig, Trajectory, estimate_trajectory
 
 LOG = logging.getLogger(__name__)
@@ -44,8 +44,6 @@ class ConvertOptions:
     odometry: PoseConfig = field(default_factory=lambda: PoseConfig(depth_max=8.0))
     max_rotation_error: float = 1e-3
     """Largest |R R^T - I| entry for a given pose to count as a rotation."""
-    fragment_min_fitness: float = 0.3
-    """Fraction of a fragment's points that must agree with the first fragment for it to be kept (estimated poses)."""
 
 
 def depth_unit_error(median_m: float, capture: Capture) -> str | None:
@@ -131,62 +129,48 @@ def _estimate_group(capture: Capture, frames: list[CaptureFrame], config: PoseCo
         )
 
 
-def _group_cloud(capture: Capture, frames: list[CaptureFrame], c2w: dict[int, np.ndarray], voxel: float):
-    """Downsampled point cloud (normals, FPFH) of a fragment's posed keyframes, in its own world frame."""
-    pts = np.concatenate(
-        [backproject(capture.load_depth_m(frames[i]), capture.K, c2w[i], stride=4) for i in sorted(c2w)[::5]]
-    )
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(pts)).voxel_down_sample(voxel)
-    cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=2 * voxel, max_nn=30))
-    fpfh = o3d.pipelines.registration.compute_fpfh_feature(
-        cloud, o3d.geometry.KDTreeSearchParamHybrid(radius=5 * voxel, max_nn=100)
-    )
-    return cloud, fpfh
-
-
-def register_fragment(source, target, voxel: float = 0.05) -> tuple[np.ndarray, float]:
-    """Transform taking fragment `source`'s world into `target`'s (global FPFH + RANSAC, then ICP) and its fitness."""
-    reg = o3d.pipelines.registration
-    coarse = reg.registration_ransac_based_on_feature_matching(
-        source[0], target[0], source[1], target[1], True, 1.5 * voxel,
-        reg.TransformationEstimationPointToPoint(False), 3,
-        [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(1.5 * voxel)],
-        reg.RANSACConvergenceCriteria(100000, 0.999),
-    )  # fmt: skip
-    fine = reg.registration_icp(
-        source[0], target[0], voxel, coarse.transformation, reg.TransformationEstimationPointToPlane()
-    )
-    return np.asarray(fine.transformation), float(fine.fitness)
+def anchor_to_given(est: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> np.ndarray:
+    """Rigid transform placing an estimated fragment in the given poses' world: rotation averaged over
+    frames (stable even for a straight camera path, unlike a fit to camera centres), then the mean offset."""
+    names = list(est)
+    rot = Rotation.from_matrix([given[n][:3, :3] @ est[n][:3, :3].T for n in names]).mean().as_matrix()
+    T = np.eye(4)
+    T[:3, :3] = rot
+    T[:3, 3] = np.mean([given[n][:3, 3] - rot @ est[n][:3, 3] for n in names], axis=0)
+    return T
 
 
 def _estimate_poses(
     capture: Capture, frames: list[CaptureFrame], options: ConvertOptions, dropped: dict[str, str], progress: bool
 ) -> tuple[dict[str, np.ndarray], dict]:
-    """Odometry per fragment, later fragments registered to the first; failures go to `dropped`."""
+    """Odometry per fragment (fragments are separate recordings, tracking across them would fail).
+
+    With given poses, each fragment is placed in their world by `anchor_to_given`; without them only the
+    first fragment can be placed, and the others are excluded with the reason (global registration of
+    partially overlapping fragments is not reliable enough to trust silently).
+    """
     poses: dict[str, np.ndarray] = {}
     summary: dict = {}
-    reference = None
-    for group in dict.fromkeys(f.group for f in frames):
+    for k, group in enumerate(dict.fromkeys(f.group for f in frames)):
         members = [f for f in frames if f.group == group]
         traj = _estimate_group(capture, members, options.odometry, progress)
         for i, reason in traj.failed.items():
             dropped[members[i].name] = f"odometry failed: {reason}"
         info = traj.summary()
-        if reference is None:
-            reference = _group_cloud(capture, members, traj.c2w, 0.05)
+        summary[group or "sequence"] = info
+        if capture.has_poses:
+            to_world = anchor_to_given(
+                {members[i].name: c for i, c in traj.c2w.items()}, {f.name: f.c2w for f in members}
+            )
+        elif k == 0:
             to_world = np.eye(4)
         else:
-            to_world, fitness = register_fragment(_group_cloud(capture, members, traj.c2w, 0.05), reference)
-            info["registration_to_first_fragment_fitness"] = fitness
-            if fitness < options.fragment_min_fitness:
-                reason = f"fragment '{group}' could not be registered to the first one (fitness {fitness:.2f})"
-                LOG.warning("excluding %d frames: %s", len(traj.c2w), reason)
-                dropped.update({members[i].name: reason for i in traj.c2w})
-                summary[group or "sequence"] = info
-                continue
+            reason = f"fragment '{group}': no given poses to place it in the first fragment's world"
+            LOG.warning("excluding %d frames: %s", len(traj.c2w), reason)
+            dropped.update({members[i].name: reason for i in traj.c2w})
+            continue
         poses.update({members[i].name: to_world @ c for i, c in traj.c2w.items()})
         info["fitness"] = {members[i].name: traj.fitness[i] for i in traj.fitness}
-        summary[group or "sequence"] = info
     return poses, summary
 
 
@@ -229,7 +213,9 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
     estimate = options.poses == "estimate" or not capture.has_poses
     if estimate:
         poses, odometry = _estimate_poses(capture, frames, options, dropped, progress)
-        pose_source = "estimated (RGB-D odometry + pose graph per fragment, fragments registered to the first)"
+        pose_source = "estimated (RGB-D odometry + pose graph per fragment)" + (
+            ", each fragment rigidly placed in the given poses' world" if capture.has_poses else ""
+        )
     else:
         poses, odometry = {}, None
         for f in frames:
@@ -262,7 +248,7 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         "frames_written": len(written),
         "dropped": dropped,
         "odometry": odometry,
-        "world": "the capture's world frame" if not estimate else "first fragment's first posed camera",
+        "world": "the capture's world frame" if capture.has_poses else "first posed camera",
         "intrinsics": "nerfstudio pixel convention (pixel centres at +0.5)",
         "frames": [
             {"name": f"frame_{k:05d}", "source": f.name, "group": f.group, "timestamp": f.timestamp}
