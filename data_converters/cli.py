@@ -1,6 +1,7 @@
 """`diffnerf-convert <layout|auto> ...`: any RGB-D capture into a posed nerfstudio scene.
 
-`diffnerf-convert-nyu raw|labeled` is kept as the older spelling of the two NYU subcommands.
+`diffnerf-convert-nyu raw|labeled` is kept as the older spelling of the two NYU subcommands. The
+synthetic-data generators' commands (`diffnerf-make-demo`, `diffnerf-make-nyu-raw`) live here too.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.nyu.labeled import export_labeled_scene, labeled_pose_config
 from data_converters.poses import PoseConfig
 from data_converters.resolve import ensure_nerfstudio_scene
+from data_converters.synthetic.demo_scene import make_demo_scene
+from data_converters.synthetic.nyu_raw_writer import NYURawSpec, write_nyu_raw_scene
 
 
 @dataclass
@@ -125,6 +128,36 @@ class NyuLabeled:
         print(f"wrote {export_labeled_scene(self.mat, self.scene, self.out, self.depth, self.poses)}")
 
 
+@dataclass
+class MakeDemo:
+    """Render the built-in demo room as a nerfstudio RGB-D scene."""
+
+    out: Path = Path("outputs/demo_scene")
+    num_frames: int = 40
+    width: int = 160
+    height: int = 120
+    seed: int = 0
+
+    def main(self) -> None:
+        path = make_demo_scene(self.out, self.num_frames, self.width, self.height, self.seed)
+        print(f"wrote {path}")
+
+
+@dataclass
+class MakeNYURaw:
+    """Write a synthetic NYU Depth V2 raw scene folder (and its ground truth beside it)."""
+
+    out: Path = Path("outputs/synthetic_nyu_raw/living_room_0001")
+    spec: NYURawSpec = field(default_factory=NYURawSpec)
+
+    def main(self) -> None:
+        gt = write_nyu_raw_scene(self.out, self.spec)
+        print(
+            f"wrote {gt.scene_dir} ({len(gt.depth_files)} good frames, {len(gt.dropped_depth_files)} without RGB, "
+            f"{len(gt.invalid_depth_files)} all-invalid); ground truth in {gt.gt_dir}"
+        )
+
+
 COMMANDS = {
     "auto": Auto,
     "tum": Tum,
@@ -146,6 +179,16 @@ def nyu_entrypoint() -> None:
     """`diffnerf-convert-nyu raw|labeled ...` (older alias of the NYU subcommands)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     tyro.extras.subcommand_cli_from_dict({"raw": NyuRaw, "labeled": NyuLabeled}).main()
+
+
+def make_demo_entrypoint() -> None:
+    """`diffnerf-make-demo`"""
+    tyro.cli(MakeDemo).main()
+
+
+def make_nyu_raw_entrypoint() -> None:
+    """`diffnerf-make-nyu-raw`"""
+    tyro.cli(MakeNYURaw).main()
 
 
 if __name__ == "__main__":

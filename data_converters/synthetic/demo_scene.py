@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tyro
 from tqdm import tqdm
 
 from data_converters.nerfstudio_scene import RGBDFrame, write_scene
@@ -44,26 +42,3 @@ def make_demo_scene(out_dir: Path, num_frames: int = 40, width: int = 160, heigh
             "seed": seed,
         },
     )
-
-
-@dataclass
-class MakeDemo:
-    """Render the built-in demo room as a nerfstudio RGB-D scene."""
-
-    out: Path = Path("outputs/demo_scene")
-    num_frames: int = 40
-    width: int = 160
-    height: int = 120
-    seed: int = 0
-
-    def main(self) -> None:
-        path = make_demo_scene(self.out, self.num_frames, self.width, self.height, self.seed)
-        print(f"wrote {path}")
-
-
-def entrypoint() -> None:
-    tyro.cli(MakeDemo).main()
-
-
-if __name__ == "__main__":
-    entrypoint()
