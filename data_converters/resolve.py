@@ -19,7 +19,7 @@ from data_converters.layouts.threedmatch import is_threedmatch, read_threedmatch
 from data_converters.layouts.tum import is_tum, read_tum
 from data_converters.nyu.convert import convert_raw
 from data_converters.nyu.labeled import export_labeled_scene
-from data_converters.nyu.raw_reader import parse_filename
+from data_converters.nyu.raw_reader import NYUFormatError, parse_filename
 
 
 def _is_nyu_raw(folder: Path) -> bool:
@@ -81,7 +81,7 @@ def ensure_nerfstudio_scene(
         return data
     if layout == "nyu-labeled":
         if scene_name is None:
-            raise CaptureFormatError(f"{data}: a labeled .mat needs a scene name (e.g. kitchen_0028b)")
+            raise NYUFormatError(f"{data}: a labeled .mat needs a scene name (e.g. kitchen_0028b)")
         return export_labeled_scene(data, scene_name, out or default_output(data, scene_name, cache_dir))
     out = out or default_output(data, data.resolve().name, cache_dir)
     if layout == "nyu-raw":
