@@ -62,11 +62,6 @@ def _intrinsics(root: Path, groups: list[Path]) -> np.ndarray:
     return Ks[0]
 
 
-def _read_pose(path: Path) -> np.ndarray:
-    """4x4 camera-to-world; non-finite entries are kept (3DMatch marks lost tracking so) for validation."""
-    return read_matrix(path, 4, 4)
-
-
 def read_threedmatch(root: Path) -> Capture:
     """Parse a 3DMatch / 7-Scenes / SUN3D capture; `frame.group` is the fragment folder name ('' for the root).
 
@@ -103,7 +98,8 @@ def read_threedmatch(root: Path) -> Capture:
                     name=f"{group}/{stem}" if group else stem,
                     rgb_path=colour,
                     depth_path=folder / f"{stem}.depth.png",
-                    c2w=_read_pose(folder / f"{stem}.pose.txt") if posed else None,
+                    # Non-finite entries (3DMatch's mark for lost tracking) are kept: conversion excludes them.
+                    c2w=read_matrix(folder / f"{stem}.pose.txt", 4, 4) if posed else None,
                     group=group,
                 )
             )

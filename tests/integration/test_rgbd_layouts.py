@@ -46,6 +46,26 @@ def heldout_depth_error(pipeline, downscale: int = 8) -> float:
     return float(torch.cat(errors).median())
 
 
+def test_dataparser_converts_once_without_changing_its_config(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Catches: the parser assigning the cache path to config.data (a saved config.yml would lose the
+    user's capture), a second split converting again, and the `nyu` alias pointing elsewhere."""
+    from nerfstudio.plugins.registry_dataparser import discover_dataparsers
+
+    from diffnerf_ns.data.rgbd_dataparser import RgbdDataParserConfig
+
+    capture = _link_tree(fixtures_dir / "icl_nuim_5", tmp_path / "icl")
+    parser = RgbdDataParserConfig(data=capture).setup()
+    train = parser.get_dataparser_outputs("train")
+    stamp = (tmp_path / "icl_nerfstudio" / "transforms.json").stat().st_mtime_ns
+    val = parser.get_dataparser_outputs("val")
+    assert parser.config.data == capture
+    assert (tmp_path / "icl_nerfstudio" / "transforms.json").stat().st_mtime_ns == stamp
+    assert len(train.image_filenames) == 4 and len(val.image_filenames) == 1
+    assert all(Path(p).parent == tmp_path / "icl_nerfstudio" / "images" for p in train.image_filenames)
+    configs, _ = discover_dataparsers()
+    assert type(configs["nyu"]) is RgbdDataParserConfig and type(configs["rgbd"]) is RgbdDataParserConfig
+
+
 @pytest.mark.slow
 def test_sun3d_given_poses_trains_and_heldout_depth_improves(fixtures_dir: Path, tmp_path: Path) -> None:
     """Catches: given poses in the wrong convention or world (held-out depth would not improve), depth in
