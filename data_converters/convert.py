@@ -42,6 +42,8 @@ class ConvertOptions:
     keyframes_only: bool = False
     """Keep only frames that moved enough since the last kept one (see odometry keyframe thresholds)."""
     odometry: PoseConfig = field(default_factory=lambda: PoseConfig(depth_max=8.0))
+    """Odometry settings; depth is trusted to 8 m (not NYU's 6 m) because structured-light captures of
+    larger rooms (SUN3D's median depth is 3.6 m) still have valid far walls."""
     max_rotation_error: float = 1e-3
     """Largest |R R^T - I| entry for a given pose to count as a rotation."""
 
@@ -145,9 +147,10 @@ def _estimate_poses(
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Odometry per fragment (fragments are separate recordings, tracking across them would fail).
 
-    With given poses, each fragment is placed in their world by `anchor_to_given`; without them only the
-    first fragment can be placed, and the others are excluded with the reason (global registration of
-    partially overlapping fragments is not reliable enough to trust silently).
+    With given poses, each fragment is placed in their world by `anchor_to_given` (fitted to the frames
+    whose given pose is valid); without them only the first fragment can be placed, and the others are
+    excluded with the reason (global registration of partially overlapping fragments is not reliable
+    enough to trust silently).
     """
     poses: dict[str, np.ndarray] = {}
     summary: dict = {}
@@ -158,14 +161,14 @@ def _estimate_poses(
             dropped[members[i].name] = f"odometry failed: {reason}"
         info = traj.summary()
         summary[group or "sequence"] = info
-        if capture.has_poses:
-            to_world = anchor_to_given(
-                {members[i].name: c for i, c in traj.c2w.items()}, {f.name: f.c2w for f in members}
-            )
+        valid_given = {f.name: f.c2w for f in members if f.c2w is not None and not pose_problem(f.c2w, 1e-3)}
+        anchors = {members[i].name: c for i, c in traj.c2w.items() if members[i].name in valid_given}
+        if anchors:
+            to_world = anchor_to_given(anchors, valid_given)
         elif k == 0:
             to_world = np.eye(4)
         else:
-            reason = f"fragment '{group}': no given poses to place it in the first fragment's world"
+            reason = f"fragment '{group}': no valid given poses to place it in the first fragment's world"
             LOG.warning("excluding %d frames: %s", len(traj.c2w), reason)
             dropped.update({members[i].name: reason for i in traj.c2w})
             continue

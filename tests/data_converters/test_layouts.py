@@ -117,3 +117,27 @@ def test_plain_folder_wrong_unit_and_bad_frames(fixtures_dir: Path, tmp_path: Pa
     (root / "depth" / "00003.png").rename(root / "depth" / "other.png")
     with pytest.raises(CaptureFormatError, match=r"5 colour images in rgb/ but 4 depth images"):
         read_plain(root)
+
+
+def test_lost_tracking_pose_is_excluded_not_used(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Catches: a 3DMatch '-inf' (tracking lost) pose written into transforms.json, or poisoning the rigid
+    placement of a re-estimated fragment (every pose would turn nan)."""
+    from data_converters.convert import ConvertOptions
+    from data_converters.layouts.threedmatch import read_threedmatch
+
+    src = fixtures_dir / "sun3d_study_100"
+    root = tmp_path / "3dm"
+    (root / "seq-01").mkdir(parents=True)
+    shutil.copy(src / "camera-intrinsics.txt", root)
+    for k in range(935, 938):
+        for suffix in (".color.png", ".depth.png", ".pose.txt"):
+            shutil.copy(src / "fragment-1-rgbd-frames" / f"frame-000{k}{suffix}", root / "seq-01")
+    (root / "seq-01" / "frame-000936.pose.txt").write_text("\n".join(["-inf -inf -inf -inf"] * 4))
+    capture = read_threedmatch(root)
+    meta = json.loads((convert_capture(capture, tmp_path / "given", progress=False) / "metadata.json").read_text())
+    assert meta["dropped"] == {"seq-01/frame-000936": "invalid given pose: pose has non-finite entries (tracking lost)"}
+    scene = convert_capture(capture, tmp_path / "est", ConvertOptions(poses="estimate"), progress=False)
+    poses = np.asarray([f["transform_matrix"] for f in json.loads((scene / "transforms.json").read_text())["frames"]])
+    assert poses.shape == (3, 4, 4) and np.isfinite(poses).all()
+    given_first = capture.frames[0].c2w[:3, 3]
+    assert np.linalg.norm(poses[0][:3, 3] - given_first) < 0.05
