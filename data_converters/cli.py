@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import tyro
 
 from data_converters.cache import default_output
-from data_converters.capture import Capture
+from data_converters.capture import Capture, CaptureFormatError
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.plain import read_plain
 from data_converters.layouts.redwood import read_redwood
@@ -169,16 +169,24 @@ COMMANDS = {
 }
 
 
+def _run(commands: dict[str, type]) -> None:
+    """Parse and run; bad input ends with its one-line message (it names the file), not a traceback."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    command = tyro.extras.subcommand_cli_from_dict(commands)
+    try:
+        command.main()
+    except CaptureFormatError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
 def entrypoint() -> None:
     """`diffnerf-convert <layout|auto> ...`"""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    tyro.extras.subcommand_cli_from_dict(COMMANDS).main()
+    _run(COMMANDS)
 
 
 def nyu_entrypoint() -> None:
     """`diffnerf-convert-nyu raw|labeled ...` (older alias of the NYU subcommands)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    tyro.extras.subcommand_cli_from_dict({"raw": NyuRaw, "labeled": NyuLabeled}).main()
+    _run({"raw": NyuRaw, "labeled": NyuLabeled})
 
 
 def make_demo_entrypoint() -> None:

@@ -141,3 +141,17 @@ def test_lost_tracking_pose_is_excluded_not_used(fixtures_dir: Path, tmp_path: P
     assert poses.shape == (3, 4, 4) and np.isfinite(poses).all()
     given_first = capture.frames[0].c2w[:3, 3]
     assert np.linalg.norm(poses[0][:3, 3] - given_first) < 0.05
+
+
+def test_cli_reports_bad_input_in_one_line(fixtures_dir: Path, tmp_path: Path) -> None:
+    """Catches: `diffnerf-convert auto` not wired to layout detection and the readers, and bad input ending
+    in a traceback instead of one message naming the file."""
+    import subprocess
+    import sys
+
+    root = _plain_from_icl(fixtures_dir, tmp_path / "plain")
+    (root / "intrinsics.txt").write_text("525 0 319.5\n0 525 239.5\n")
+    cmd = [sys.executable, "-m", "data_converters.cli", "auto", str(root), "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().endswith("intrinsics.txt: expected a 3x3 matrix (9 numbers), found 6")
