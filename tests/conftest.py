@@ -71,3 +71,5 @@ def trained(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory):
     config.save_config()
     after = depth_error_on_view(trainer.pipeline, demo_scene)
     return config, trainer, losses, before, after
+
+

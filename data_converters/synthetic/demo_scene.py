@@ -17,7 +17,9 @@ def scaled_intrinsics(width: int, height: int, hfov_degrees: float = 62.0) -> np
     return np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1.0]])
 
 
-def make_demo_scene(out_dir: Path, num_frames: int = 40, width: int = 160, height: int = 120, seed: int = 0) -> Path:
+def make_demo_scene(
+    out_dir: Path, num_frames: int = 40, width: int = 160, height: int = 120, seed: int = 0
+) -> Path:
     """Render the demo room along a hand-held path; depth PNGs are exact ground truth."""
     scene = RoomScene.default()
     K = scaled_intrinsics(width, height)

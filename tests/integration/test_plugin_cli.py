@@ -19,7 +19,9 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=ENV)
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=ENV
+    )
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -34,18 +36,8 @@ def test_ns_export_pointcloud_inside_room_with_normals(trained, demo_scene: Path
     config = trained[0]
     base = config.get_base_dir()
     run(
-        "ns-export",
-        "pointcloud",
-        "--load-config",
-        str(base / "config.yml"),
-        "--output-dir",
-        str(tmp_path),
-        "--num-points",
-        "3000",
-        "--remove-outliers",
-        "False",
-        "--num-rays-per-batch",
-        "4096",
+        "ns-export", "pointcloud", "--load-config", str(base / "config.yml"), "--output-dir", str(tmp_path),
+        "--num-points", "3000", "--remove-outliers", "False", "--num-rays-per-batch", "4096",
     )
     cloud = o3d.io.read_point_cloud(str(tmp_path / "point_cloud.ply"))
     points, normals = np.asarray(cloud.points), np.asarray(cloud.normals)

@@ -17,16 +17,8 @@ from diffnerf_ns.prior.patches import frames_from_scene
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 TINY_PRIOR = TrainConfig(
-    patch_size=16,
-    block_out_channels=(16, 32),
-    layers_per_block=1,
-    attention=False,
-    steps=40,
-    batch_size=8,
-    lr=1e-3,
-    warmup_steps=5,
-    ema_decay=0.9,
-    checkpoint_every=1000,
+    patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False, steps=40, batch_size=8,
+    lr=1e-3, warmup_steps=5, ema_decay=0.9, checkpoint_every=1000,
 )
 
 

@@ -30,17 +30,8 @@ def few_view(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     frames = [f for f in frames_from_scene(demo_scene) if f"images/{Path(f.name).name}" in train]
     assert len(frames) == 3
     prior = TrainConfig(
-        out=root / "prior",
-        patch_size=16,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        attention=False,
-        steps=1500,
-        batch_size=16,
-        lr=1e-3,
-        warmup_steps=20,
-        ema_decay=0.99,
-        checkpoint_every=10_000,
+        out=root / "prior", patch_size=16, block_out_channels=(32, 64), layers_per_block=1, attention=False,
+        steps=1500, batch_size=16, lr=1e-3, warmup_steps=20, ema_decay=0.99, checkpoint_every=10_000,
     )
     train_prior(frames, prior)
     return scene, prior.out
