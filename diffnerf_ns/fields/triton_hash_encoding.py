@@ -227,10 +227,12 @@ class _HashGridEncode(torch.autograd.Function):
         )
 
 
-def hash_grid_encode(
-    x: Float[Tensor, "*bs 3"], table: Float[Tensor, "rows features"], scalings: Float[Tensor, " levels"], log2_hashmap_size: int
-) -> Float[Tensor, "*bs levels_x_features"]:
-    """The torch grid's `pytorch_fwd(x)` for the given table, differentiable in `x` and `table`."""
+def hash_grid_encode(x: Tensor, table: Tensor, scalings: Tensor, log2_hashmap_size: int) -> Tensor:
+    """The torch grid's `pytorch_fwd(x)` for the given table, differentiable in `x` and `table`.
+
+    x: [..., 3]; table: [levels * 2**log2_hashmap_size, features]; scalings: [levels] (float32).
+    Returns [..., levels * features] in the promoted dtype of x and table (as torch would).
+    """
     if table.shape[0] != scalings.numel() * 2**log2_hashmap_size:
         raise ValueError(
             f"hash table has {table.shape[0]} rows; {scalings.numel()} levels of 2**{log2_hashmap_size} need "
@@ -275,20 +277,23 @@ class FusedHashEncoding(HashEncoding):
         # A buffer (not saved) so it follows .to(device) once instead of being copied on every call.
         self.register_buffer("_scalings_f32", source.scalings.to(torch.float32), persistent=False)
 
-    def forward(self, in_tensor: Float[Tensor, "*bs input_dim"]) -> Float[Tensor, "*bs output_dim"]:
+    def forward(self, in_tensor: Float[Tensor, "*bs input_dim"]) -> Float[Tensor, "*bs output_dim"]:  # noqa: F722
         if not triton_can_run(in_tensor.device):
             return self.pytorch_fwd(in_tensor)
         return hash_grid_encode(in_tensor, self.hash_table, self._scalings_f32, self.log2_hashmap_size)
 
 
 def fuse_hash_encodings(module: nn.Module) -> int:
-    """Swap every torch `HashEncoding` inside `module` for a `FusedHashEncoding` sharing its table; returns how many."""
-    targets = [
-        (parent, name, child)
-        for parent in module.modules()
-        for name, child in parent.named_children()
-        if type(child) is HashEncoding and child.tcnn_encoding is None
-    ]
-    for parent, name, child in targets:
-        setattr(parent, name, FusedHashEncoding(child))
-    return len(targets)
+    """Swap every torch `HashEncoding` inside `module` for a `FusedHashEncoding` sharing its table.
+
+    A grid registered under two parents (nerfstudio's proposal networks hold it as `encoding` and as
+    `mlp_base[0]`) gets one fused module in both places. Returns the number of distinct grids swapped.
+    """
+    swapped: dict[HashEncoding, FusedHashEncoding] = {}
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is HashEncoding and child.tcnn_encoding is None:
+                if child not in swapped:
+                    swapped[child] = FusedHashEncoding(child)
+                setattr(parent, name, swapped[child])
+    return len(swapped)
