@@ -172,11 +172,12 @@ class ProfileArgs:
         for step in range(self.warmup):
             run_iteration(trainer, step)
         _sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for step in range(self.warmup, self.warmup + self.iterations):
             run_iteration(trainer, step)
         _sync()
         seconds_per_it = (time.perf_counter() - t0) / self.iterations
+        cpu_seconds_per_it = (time.process_time() - c0) / self.iterations
         replay = replay_components(trainer, step + 1)
 
         instrument(trainer)
@@ -186,9 +187,11 @@ class ProfileArgs:
             for profiled_step in range(step + 2, step + 2 + self.iterations):
                 with record_function("iteration"):
                     run_iteration(trainer, profiled_step)
-        self.write(prof, seconds_per_it, replay, device, scene)
+        self.write(prof, seconds_per_it, cpu_seconds_per_it, replay, device, scene)
 
-    def write(self, prof, seconds_per_it: float, replay: list, device: str, scene: Path) -> None:
+    def write(
+        self, prof, seconds_per_it: float, cpu_seconds_per_it: float, replay: list, device: str, scene: Path
+    ) -> None:
         events = prof.key_averages()
         n = self.iterations
         total_ms = {e.key: e.cpu_time_total / 1e3 / n for e in events}
@@ -232,7 +235,9 @@ class ProfileArgs:
             "",
             f"**Wall time, no profiler: {seconds_per_it:.3f} s/iteration** "
             f"({self.rays_per_batch / seconds_per_it:.0f} rays/s; "
-            f"mean of {self.iterations} after {self.warmup} warm-up).",
+            f"mean of {self.iterations} after {self.warmup} warm-up); process CPU time "
+            f"{cpu_seconds_per_it:.3f} s/iteration (less sensitive to other jobs on a shared machine; "
+            f"load average at the end: {os.getloadavg()[0]:.1f}).",
             "",
             f"## Breakdown under torch.profiler (ms/iteration; profiled iteration {iteration:.0f} ms)",
             "",
