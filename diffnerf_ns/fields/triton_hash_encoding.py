@@ -73,7 +73,7 @@ def _hash_grid_fwd_kernel(
     feat = tl.arange(0, FEATURES_P2)[None, :]
     fmask = mask[:, None] & (feat < FEATURES)
     for level in range(NUM_LEVELS):
-        scale = tl.load(scalings_ptr + level)
+        scale = tl.load(scalings_ptr + level).to(tl.float32)
         hxf, hxc, hyf, hyc, hzf, hzc, ox, oy, oz = _level_coords(px, py, pz, scale)
         # Corners named as in nerfstudio's pytorch_fwd: f_0 = (c, c, c), f_6 = (f, f, f).
         f0 = tl.load(table_ptr + _corner_index(hxc, hyc, hzc, level, TABLE_SIZE)[:, None] * FEATURES + feat, fmask)
@@ -128,7 +128,7 @@ def _hash_grid_bwd_kernel(
     gy = tl.zeros([BLOCK], tl.float32)
     gz = tl.zeros([BLOCK], tl.float32)
     for level in range(NUM_LEVELS):
-        scale = tl.load(scalings_ptr + level)
+        scale = tl.load(scalings_ptr + level).to(tl.float32)
         hxf, hxc, hyf, hyc, hzf, hzc, ox, oy, oz = _level_coords(px, py, pz, scale)
         grad_offsets = rows[:, None] * (NUM_LEVELS * FEATURES) + level * FEATURES + feat
         g = tl.load(grad_out_ptr + grad_offsets, fmask, other=0.0).to(tl.float32)
@@ -230,7 +230,8 @@ class _HashGridEncode(torch.autograd.Function):
 def hash_grid_encode(x: Tensor, table: Tensor, scalings: Tensor, log2_hashmap_size: int) -> Tensor:
     """The torch grid's `pytorch_fwd(x)` for the given table, differentiable in `x` and `table`.
 
-    x: [..., 3]; table: [levels * 2**log2_hashmap_size, features]; scalings: [levels] (float32).
+    x: [..., 3]; table: [levels * 2**log2_hashmap_size, features]; scalings: [levels], integer-valued
+    (any dtype that holds them exactly; the kernel reads them as float32, as the torch grid uses them).
     Returns [..., levels * features] in the promoted dtype of x and table (as torch would).
     """
     if table.shape[0] != scalings.numel() * 2**log2_hashmap_size:
@@ -241,7 +242,7 @@ def hash_grid_encode(x: Tensor, table: Tensor, scalings: Tensor, log2_hashmap_si
     if not 0 < log2_hashmap_size <= 32:
         raise ValueError(f"log2_hashmap_size must be in 1..32 for the uint32 hash, got {log2_hashmap_size}")
     flat = x.reshape(-1, 3).contiguous()
-    out = _HashGridEncode.apply(flat, table.contiguous(), scalings.to(torch.float32).contiguous(), log2_hashmap_size)
+    out = _HashGridEncode.apply(flat, table.contiguous(), scalings.contiguous(), log2_hashmap_size)
     return out.view(*x.shape[:-1], out.shape[-1])
 
 
@@ -274,13 +275,14 @@ class FusedHashEncoding(HashEncoding):
         self.hash_offset = source.hash_offset
         self.tcnn_encoding = None
         self.hash_table = source.hash_table
-        # A buffer (not saved) so it follows .to(device) once instead of being copied on every call.
-        self.register_buffer("_scalings_f32", source.scalings.to(torch.float32), persistent=False)
+        # A buffer (not saved) so it follows .to(device) once instead of being copied on every call; int32
+        # (the scalings are floored integers) so that .half() cannot round them above 2048.
+        self.register_buffer("_level_scalings", source.scalings.to(torch.int32), persistent=False)
 
     def forward(self, in_tensor: Float[Tensor, "*bs input_dim"]) -> Float[Tensor, "*bs output_dim"]:  # noqa: F722
         if not triton_can_run(in_tensor.device):
             return self.pytorch_fwd(in_tensor)
-        return hash_grid_encode(in_tensor, self.hash_table, self._scalings_f32, self.log2_hashmap_size)
+        return hash_grid_encode(in_tensor, self.hash_table, self._level_scalings, self.log2_hashmap_size)
 
 
 def fuse_hash_encodings(module: nn.Module) -> int:

@@ -102,15 +102,17 @@ def test_small_table_really_collides() -> None:
 
 def test_fp16_table_and_inputs() -> None:
     """Catches fp16 accumulation of the table gradient (many small per-sample updates to one row vanish)
-    and a wrong output dtype: the result must be the torch grid's, up to fp16 rounding of the inputs."""
-    enc = _torch_grid(*GRIDS["collisions-small-table"])
+    a wrong output dtype, and level scalings rounded by `.half()` (above 2048 fp16 cannot hold every
+    integer): the result must be the torch grid's, up to fp16 rounding of the inputs."""
+    enc = _torch_grid(6, 16, 3333, 8, 2)
+    assert (enc.scalings.half().float() != enc.scalings).any()  # the rounding case is really exercised
     fused_enc = fused.FusedHashEncoding(enc).half()
     x = _points(384, float(enc.scalings[-1])).clamp(0, 1).half()
     x_fused = x.clone().requires_grad_()
     out = fused_enc(x_fused)
     assert out.dtype == torch.float16
     ref_enc = HashEncoding(
-        num_levels=enc.num_levels, min_res=16, max_res=512, log2_hashmap_size=8, implementation="torch"
+        num_levels=enc.num_levels, min_res=16, max_res=3333, log2_hashmap_size=8, implementation="torch"
     )
     ref_enc.hash_table = torch.nn.Parameter(enc.hash_table.detach().half().float())
     ref_table = ref_enc.hash_table
