@@ -187,10 +187,25 @@ class ProfileArgs:
             for profiled_step in range(step + 2, step + 2 + self.iterations):
                 with record_function("iteration"):
                     run_iteration(trainer, profiled_step)
-        self.write(prof, seconds_per_it, cpu_seconds_per_it, replay, device, scene)
+        self.write(
+            prof,
+            seconds_per_it,
+            cpu_seconds_per_it,
+            replay,
+            device,
+            scene,
+            trainer.pipeline.model.config.implementation,
+        )
 
     def write(
-        self, prof, seconds_per_it: float, cpu_seconds_per_it: float, replay: list, device: str, scene: Path
+        self,
+        prof,
+        seconds_per_it: float,
+        cpu_seconds_per_it: float,
+        replay: list,
+        device: str,
+        scene: Path,
+        resolved: str,
     ) -> None:
         events = prof.key_averages()
         n = self.iterations
@@ -219,7 +234,7 @@ class ProfileArgs:
             f"Machine: {machine_name()}.",
             f"Scene: {scene} ; model: demo size ({DEMO_MODEL}, default hidden sizes and samples), "
             f"{self.rays_per_batch} rays/batch, hash grid implementation `{self.implementation}` "
-            f"(resolved: `{trainer_impl(self)}`).",
+            f"(resolved: `{resolved}`).",
             "",
             "Command: `python -m benchmarks.bench_profile "
             + " ".join(
@@ -286,12 +301,6 @@ class ProfileArgs:
         out.write_text("\n".join(lines))
         print("\n".join(lines[:40]))
         print(f"wrote {out}")
-
-
-def trainer_impl(args: ProfileArgs) -> str:
-    from diffnerf_ns.fields.hash_backend import select_hash_backend
-
-    return select_hash_backend(args.implementation)
 
 
 if __name__ == "__main__":
