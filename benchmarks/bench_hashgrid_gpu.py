@@ -54,6 +54,34 @@ def held_out_psnr(pipeline) -> float:
     return sum(values) / len(values)
 
 
+def check_fused_grid_on_cuda() -> str:
+    """The compiled kernel against the torch grid on this card (the CPU tests only cover the interpreter)."""
+    from nerfstudio.field_components.encodings import HashEncoding
+
+    from diffnerf_ns.fields.triton_hash_encoding import FusedHashEncoding
+
+    torch.manual_seed(0)
+    enc = HashEncoding(num_levels=16, min_res=16, max_res=2048, log2_hashmap_size=19, implementation="torch").cuda()
+    with torch.no_grad():
+        enc.hash_table.uniform_(-1, 1)
+    fused = FusedHashEncoding(enc)
+    x = torch.rand(1 << 18, 3, device="cuda")
+    x_ref, x_fused = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref, out = enc(x_ref), fused(x_fused)
+    g = torch.randn_like(ref)
+    g_ref = torch.autograd.grad(ref, [x_ref, enc.hash_table], g)
+    g_out = torch.autograd.grad(out, [x_fused, fused.hash_table], g)
+    with torch.no_grad():
+        errors = [(out - ref).abs().max()] + [
+            (a - b).abs().max() / b.abs().max() for a, b in zip(g_out, g_ref, strict=True)
+        ]
+    report = "fused grid vs torch grid on CUDA: max |value| error {:.2e}, relative input-grad {:.2e}, table-grad {:.2e}"
+    report = report.format(*(float(e) for e in errors))
+    if not (errors[0] < 1e-5 and errors[1] < 1e-3 and errors[2] < 1e-4):
+        raise SystemExit(f"bench_hashgrid_gpu: the fused grid does not match the torch grid: {report}")
+    return report
+
+
 @dataclass
 class RunOne:
     """Train one method with one hash-grid implementation and write a JSON result."""
@@ -134,6 +162,8 @@ class Bench:
         if self.smoke:
             self.rays, self.iterations, self.warmup = (64, 128), 4, 1
             self.out = self.workdir / "smoke.md"
+        check = "not run (smoke, CPU)" if self.smoke else check_fused_grid_on_cuda()
+        print(check, flush=True)
         scene = self.scene or self.workdir / ("demo_smoke" if self.smoke else "demo_640x480")
         if not (scene / "transforms.json").exists():
             size = (
@@ -152,9 +182,9 @@ class Bench:
                 print(" ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
                 results.append({**json.loads(out.read_text()), "implementation": impl})
-        self.write(results, scene)
+        self.write(results, scene, check)
 
-    def write(self, results: list[dict], scene: Path) -> None:
+    def write(self, results: list[dict], scene: Path, check: str) -> None:
         devices = {r["device"] for r in results}
         lines = [
             "# Hash-grid implementations on one GPU" + (" (SMOKE RUN ON CPU: not a measurement)" if self.smoke else ""),
@@ -162,6 +192,8 @@ class Bench:
             f"Card: {', '.join(sorted(devices))}. Scene: {scene}. Default model sizes, mixed precision, "
             f"{self.iterations} iterations via `Trainer.train()`; rays/s after {self.warmup} warm-up iterations; "
             "PSNR: mean over the held-out views.",
+            "",
+            f"Correctness check before the runs: {check}.",
             "",
             "Command: `python -m benchmarks.bench_hashgrid_gpu all "
             f"--iterations {self.iterations} --rays {' '.join(map(str, self.rays))}`",
