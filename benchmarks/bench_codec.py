@@ -125,11 +125,11 @@ def main(bench: Bench) -> None:
             rel = err / depth
             q = torch.tensor([0.5, 0.9])
             e, r = torch.quantile(err, q), torch.quantile(rel, q)
-            lines.append(
-                f"| {name} | {100 * e[0]:.2f} | {100 * e[1]:.2f} | {100 * r[0]:.2f}% | {100 * r[1]:.2f}% |"
-            )
-        lines.append(f"\nReal patch depths: median {float(depth.median()):.2f} m, "
-                     f"5-95% {float(torch.quantile(depth, 0.05)):.2f}-{float(torch.quantile(depth, 0.95)):.2f} m.")
+            lines.append(f"| {name} | {100 * e[0]:.2f} | {100 * e[1]:.2f} | {100 * r[0]:.2f}% | {100 * r[1]:.2f}% |")
+        lines.append(
+            f"\nReal patch depths: median {float(depth.median()):.2f} m, "
+            f"5-95% {float(torch.quantile(depth, 0.05)):.2f}-{float(torch.quantile(depth, 0.95)):.2f} m."
+        )
     else:
         lines.append(f"\nReal patches: fixtures not found at {bench.fixtures}; not run.")
     bench.out.parent.mkdir(parents=True, exist_ok=True)
