@@ -234,10 +234,12 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         accelerator.load_state(str(resume_from / "state"))
         ema.load_state_dict(torch.load(resume_from / "ema.pt", map_location="cpu", weights_only=True))
         ema.to(accelerator.device)
+    # A short run never draws more than steps * batch patches: do not render a bigger bank than that.
+    bank_size = min(config.bank_size, config.steps * config.batch_size)
     bank = PatchBank(
         dataset,
-        config.bank_size,
-        config.bank_chunk,
+        bank_size,
+        min(config.bank_chunk, bank_size),
         config.bank_refresh_every,
         config.num_workers,
         accelerator.device,
