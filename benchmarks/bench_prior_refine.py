@@ -183,7 +183,8 @@ def picture(case: Case, fills: dict[str, np.ndarray], path: Path) -> None:
         if image.ndim == 3:
             ax.imshow(image)
         else:
-            ax.imshow(np.ma.masked_equal(image, 0), cmap="turbo", vmin=0.0, vmax=vmax)
+            cmap = plt.get_cmap("turbo").with_extremes(bad="black")
+            ax.imshow(np.ma.masked_equal(image, 0), cmap=cmap, vmin=0.0, vmax=vmax)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.suptitle(f"{case.name}: depth 0-{vmax:.1f} m, black = missing", fontsize=10)
