@@ -136,11 +136,9 @@ class DiffNerfModel(DepthNerfactoModel):
         return outputs["rgb"].view(p, p, 3), (z * self.metres_per_unit).view(p, p), outputs
 
     def prior_patch_losses(self, reg: PatchRegulariser) -> dict[str, torch.Tensor]:
-        """DiffusioNeRF's losses on `patches_per_step` patches that `reg` picks, rendered here."""
+        """DiffusioNeRF's losses, averaged over the `patches_per_step` patches that `reg` picks and this renders."""
         c, prior, t = reg.config, reg.prior_on(self.device), reg.timestep()
-        losses = {name: torch.zeros((), device=self.device) for name in ("prior_rgb_loss", "prior_depth_loss")}
-        if c.distortion_loss_mult > 0:
-            losses["prior_patch_distortion"] = torch.zeros((), device=self.device)
+        per_patch = []
         for _ in range(c.patches_per_step):
             sample = reg.sample()
             rgb, depth_m, outputs = self.render_patch(sample.camera, sample.index)
@@ -149,14 +147,12 @@ class DiffNerfModel(DepthNerfactoModel):
             rgb_loss, depth_loss = score_loss(
                 x, prior.score(x, t), depth_m[None, None], c.depth_weight, c.rgb_weight, depth_only
             )
-            losses["prior_rgb_loss"] = losses["prior_rgb_loss"] + rgb_loss / c.patches_per_step
-            losses["prior_depth_loss"] = losses["prior_depth_loss"] + depth_loss / c.patches_per_step
+            terms = {"prior_rgb_loss": rgb_loss, "prior_depth_loss": depth_loss}
             if c.distortion_loss_mult > 0:
                 dist = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
-                losses["prior_patch_distortion"] = (
-                    losses["prior_patch_distortion"] + c.distortion_loss_mult * dist / c.patches_per_step
-                )
-        return losses
+                terms["prior_patch_distortion"] = c.distortion_loss_mult * dist
+            per_patch.append(terms)
+        return {name: torch.stack([terms[name] for terms in per_patch]).mean() for name in per_patch[0]}
 
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, torch.Tensor]:
