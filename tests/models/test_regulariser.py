@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -230,3 +231,24 @@ def test_gradient_reaches_field_and_viewer_switch(demo_scene: Path, untrained_pr
     assert {"prior_rgb_loss", "prior_depth_loss"} <= loss_names()
     model.prior_regulariser_switch.value = False  # what unticking the viewer checkbox does
     assert not loss_names() & {"prior_rgb_loss", "prior_depth_loss"}
+
+
+def test_refined_depth_confidence_weights_the_depth_loss(demo_scene: Path, tmp_path: Path) -> None:
+    """Stage 1 in training: a ray's depth-loss gradient scales with its confidence. Catches confidence that is read
+    but not applied (full pull at confidence 0) or applied to the value only (no effect on training)."""
+    trainer = make_trainer(demo_scene, tmp_path)
+    model = trainer.pipeline.model
+    model.train()
+    bundle, batch = trainer.pipeline.datamanager.next_train(0)
+
+    def depth_grad(confidence: float) -> torch.Tensor:
+        model.field.zero_grad()
+        torch.manual_seed(0)  # same stratified samples in every call
+        conf = torch.full_like(batch["depth_image"], confidence)
+        outputs = model(copy.copy(bundle))  # the pose optimiser reassigns the bundle's tensors: use a fresh one
+        model.get_metrics_dict(outputs, {**batch, "depth_confidence": conf})["depth_loss"].backward()
+        return torch.cat([p.grad.flatten() for p in model.field.parameters() if p.grad is not None])
+
+    full, half, none = depth_grad(1.0), depth_grad(0.5), depth_grad(0.0)
+    assert full.abs().sum() > 0 and none.abs().sum() == 0
+    assert torch.allclose(half, 0.5 * full, rtol=1e-4, atol=1e-12)
