@@ -43,6 +43,9 @@ class NYURawSpec:
     """Depth frames that have an RGB partner (the hand-held path has this many poses)."""
     seed: int = 0
     arc_degrees: float = 60.0
+    path_frames: int | None = None
+    """Frame periods the hand-held path (arc and shake) spans; default `num_frames`. Larger values keep a
+    short scene at the speed of a long one (the first `num_frames` frames of the longer path)."""
     stalls: tuple[int, ...] = (20, 40)
     """Frame indices after which the RGB stream stalls while depth keeps recording."""
     frames_per_stall: int = 3
@@ -127,7 +130,7 @@ def write_nyu_raw_scene(out_dir: Path, spec: NYURawSpec | None = None) -> NYURaw
     # RGB frame taken after its depth frame just before a stall sees the camera where the depth frame did.
     resting = (rgb_offset > 0) & np.isin(np.arange(n), spec.stalls)
     steps = np.arange(n) + np.where(resting, 0.0, rgb_offset / FRAME_PERIOD)
-    progress = 1.0 / max(n - 1, 1)
+    progress = 1.0 / max((spec.path_frames or n) - 1, 1)
     rig_poses = handheld_path(np.arange(n) * progress, seed=spec.seed, arc_degrees=spec.arc_degrees)
     rgb_poses = handheld_path(steps * progress, seed=spec.seed, arc_degrees=spec.arc_degrees)
     t0 = 1315166703.0
