@@ -50,7 +50,7 @@ class RawOptions:
     """Move each depth frame to its RGB frame's timestamp with the estimated camera motion (the Kinect's
     streams are 5-25 ms apart); the written pose is the one at the RGB timestamp."""
     time_offset_max_gap: float = 0.1
-    """Seconds; posed frames farther apart than this (a stall, a failed frame) are not interpolated between."""
+    """Seconds per `stride` step; posed frames farther apart (a stall, a failed frame) are not interpolated between."""
 
 
 def _cache_paths(work: Path, frame: SyncedFrame) -> tuple[Path, Path]:
@@ -158,8 +158,17 @@ def convert_raw(
         dropped[frames[i].depth.path.name] = reason
     keyframes = set(traj.keyframes)
     written = [i for i in sorted(traj.c2w) if i in keyframes or not options.keyframes_only]
-    at_rgb = _rgb_time_poses(frames, traj, options.time_offset_max_gap) if options.time_offset else {}
+    max_gap = options.time_offset_max_gap * options.stride
+    at_rgb = _rgb_time_poses(frames, traj, max_gap) if options.time_offset else {}
     shift = {i: motion_size(relative_motion(traj.c2w[i], at_rgb[i])) for i in written if i in at_rgb}
+    if options.time_offset and len(shift) < len(written):
+        LOG.warning(
+            "%d of %d written frames keep their depth timestamp: no other posed frame within %.0f ms to interpolate "
+            "the motion from (listed in metadata.json)",
+            len(written) - len(shift),
+            len(written),
+            max_gap * 1e3,
+        )
     records = [
         {
             "name": f"frame_{i:05d}",
