@@ -47,8 +47,7 @@ class RawOptions:
     """Write only the keyframes chosen by motion (a 30 Hz sequence is highly redundant for NeRF)."""
     poses: PoseConfig = field(default_factory=PoseConfig)
     time_offset: bool = True
-    """Move each depth frame to its RGB frame's timestamp with the estimated camera motion (the Kinect's
-    streams are 5-25 ms apart); the written pose is the one at the RGB timestamp."""
+    """Move each depth frame to its RGB frame's timestamp by the estimated camera motion, and pose it there."""
     time_offset_max_gap: float = 0.1
     """Seconds per `stride` step; posed frames farther apart (a stall, a failed frame) are not interpolated between."""
 
