@@ -129,7 +129,7 @@ class PoseEstimator:
         return _Odometry(np.asarray(trans), np.asarray(info), fitness)
 
 
-def _motion(T: np.ndarray) -> tuple[float, float]:
+def motion_size(T: np.ndarray) -> tuple[float, float]:
     """Translation (metres) and rotation (degrees) of a rigid transform."""
     return float(np.linalg.norm(T[:3, 3])), float(np.rad2deg(Rotation.from_matrix(T[:3, :3]).magnitude()))
 
@@ -168,7 +168,7 @@ def estimate_trajectory(
             return result
         relative[i] = (kf, result.trans)
         traj.fitness[i] = result.fitness
-        translation, rotation = _motion(result.trans)
+        translation, rotation = motion_size(result.trans)
         if translation > config.keyframe_translation or rotation > config.keyframe_rotation_deg:
             kf_pose = np.asarray(graph.nodes[node_of[kf]].pose)
             add_keyframe(i, image, kf_pose @ result.trans)

@@ -3,6 +3,8 @@
 Raw: list files, synchronise, read + register each kept pair (cached per frame in a work folder,
 so an interrupted run resumes), estimate poses, write keyframes (or all posed frames). The metadata
 says which frames were kept, which were dropped and why, the sync statistics and odometry fitness.
+By default each written depth frame is moved to its RGB frame's timestamp with the estimated
+camera motion (time_offset.py), and its pose is the one at the RGB timestamp.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from data_converters.nyu.calibration import ACCEL_TO_CAMERA
 from data_converters.nyu.raw_reader import NYUFormatError, list_raw_scene, read_accel_dump, read_pgm, read_ppm
 from data_converters.nyu.registration import DepthRegistration
 from data_converters.nyu.sync import SyncedFrame, synchronise
-from data_converters.poses import PoseConfig, estimate_trajectory
+from data_converters.nyu.time_offset import relative_motion, rgb_time_poses
+from data_converters.poses import PoseConfig, Trajectory, estimate_trajectory, motion_size
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +43,10 @@ class RawOptions:
     keyframes_only: bool = True
     """Write only the keyframes chosen by motion (a 30 Hz sequence is highly redundant for NeRF)."""
     poses: PoseConfig = field(default_factory=PoseConfig)
+    time_offset: bool = True
+    """Move each depth frame to its RGB frame's timestamp by the estimated camera motion, and pose it there."""
+    time_offset_max_gap: float = 0.1
+    """Seconds per `stride` step; posed frames farther apart (a stall, a failed frame) are not interpolated between."""
 
 
 def _cache_paths(work: Path, frame: SyncedFrame) -> tuple[Path, Path]:
@@ -93,6 +100,18 @@ def _read_up(frame: SyncedFrame) -> np.ndarray | None:
         return None
 
 
+def _rgb_time_poses(frames: list[SyncedFrame], traj: Trajectory, max_gap: float) -> dict[int, np.ndarray]:
+    """Pose of each posed frame at its RGB timestamp; frames with no posed neighbour close in time are left out."""
+    posed = sorted(traj.c2w)
+    poses = rgb_time_poses(
+        np.array([frames[i].depth.unix_time for i in posed]),
+        np.stack([traj.c2w[i] for i in posed]),
+        np.array([frames[i].rgb.unix_time for i in posed]),
+        max_gap,
+    )
+    return {i: p for i, p in zip(posed, poses, strict=True) if p is not None}
+
+
 def convert_raw(
     scene_dir: Path, out_dir: Path | None = None, options: RawOptions | None = None, progress: bool = True
 ) -> Path:
@@ -136,6 +155,17 @@ def convert_raw(
         dropped[frames[i].depth.path.name] = reason
     keyframes = set(traj.keyframes)
     written = [i for i in sorted(traj.c2w) if i in keyframes or not options.keyframes_only]
+    max_gap = options.time_offset_max_gap * options.stride
+    at_rgb = _rgb_time_poses(frames, traj, max_gap) if options.time_offset else {}
+    shift = {i: motion_size(relative_motion(traj.c2w[i], at_rgb[i])) for i in written if i in at_rgb}
+    if options.time_offset and len(shift) < len(written):
+        LOG.warning(
+            "%d of %d written frames keep their depth timestamp: no other posed frame within %.0f ms to interpolate "
+            "the motion from (listed in metadata.json)",
+            len(written) - len(shift),
+            len(written),
+            max_gap * 1e3,
+        )
     records = [
         {
             "name": f"frame_{i:05d}",
@@ -143,6 +173,8 @@ def convert_raw(
             "rgb_file": frames[i].rgb.path.name,
             "accel_file": frames[i].accel.path.name if frames[i].accel else None,
             "dt_ms": frames[i].dt * 1e3,
+            "rgb_minus_depth_ms": (frames[i].rgb.unix_time - frames[i].depth.unix_time) * 1e3,
+            "time_offset_shift": {"mm": shift[i][0] * 1e3, "deg": shift[i][1]} if i in shift else None,
             "fitness": traj.fitness.get(i),
             "keyframe": i in keyframes,
         }
@@ -166,6 +198,13 @@ def convert_raw(
             "odometry_failed": len(traj.failed),
         },
         "odometry": traj.summary(),
+        "time_offset": {
+            "compensated": options.time_offset,
+            "frames_compensated": len(shift),
+            "frames_not_compensated": [f"frame_{i:05d}" for i in written if options.time_offset and i not in shift],
+            "shift_mm_median": float(np.median([m for m, _ in shift.values()]) * 1e3) if shift else None,
+            "shift_deg_median": float(np.median([d for _, d in shift.values()])) if shift else None,
+        },
         "world": "z up, levelled by the accelerometer" if traj.levelled else "first camera (no accelerometer data)",
         "intrinsics": "undistorted RGB camera"
         + (", cropped to the depth camera's valid area" if options.crop else "")
@@ -180,6 +219,13 @@ def convert_raw(
         height,
         (
             RGBDFrame(*_load_cached(work, frames[i]), traj.c2w[i], f"frame_{i:05d}")
+            if i not in at_rgb
+            else RGBDFrame(
+                _load_cached(work, frames[i])[0],
+                reg.register_depth(read_pgm(frames[i].depth.path), relative_motion(traj.c2w[i], at_rgb[i])),
+                at_rgb[i],
+                f"frame_{i:05d}",
+            )
             for i in tqdm(written, desc="writing", disable=not progress)
         ),
         metadata,

@@ -3,7 +3,9 @@
 Depth is undistorted (nearest neighbour, never blended across edges), back-projected with the depth
 intrinsics, moved by the calibrated extrinsics, projected with the RGB intrinsics and z-buffered
 (the nearest surface wins); the RGB image is undistorted bilinearly. The invalid border that the
-depth camera does not cover is cropped, and the intrinsics shifted to match.
+depth camera does not cover is cropped, and the intrinsics shifted to match. An optional rigid
+`motion` of the RGB camera between the depth and the RGB timestamps (time_offset.py) moves the
+point cloud before it is z-buffered, so the depth lands where the RGB camera saw the scene.
 """
 
 from __future__ import annotations
@@ -62,12 +64,18 @@ class DepthRegistration:
             depth_m.astype(np.float32), *self._depth_maps, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT
         )
 
-    def depth_into_rgb(self, depth_m: np.ndarray) -> np.ndarray:
-        """Move undistorted depth-camera depth into the undistorted RGB camera with a z-buffer (full size)."""
+    def depth_into_rgb(self, depth_m: np.ndarray, motion: np.ndarray | None = None) -> np.ndarray:
+        """Move undistorted depth-camera depth into the undistorted RGB camera with a z-buffer (full size).
+
+        `motion` (4x4) takes points from the RGB camera at the depth timestamp to the RGB camera at
+        the RGB timestamp; None treats both streams as simultaneous.
+        """
         z = depth_m.reshape(-1).astype(np.float64)
         valid = z > 0
         pts = np.concatenate([self._rays[valid] * z[valid, None], z[valid, None]], 1)
         pts = pts @ cal.R_EFF.T + cal.T_EFF
+        if motion is not None:
+            pts = pts @ motion[:3, :3].T + motion[:3, 3]
         front = pts[:, 2] > 1e-6
         pts = pts[front]
         u = np.round(cal.K_RGB[0, 0] * pts[:, 0] / pts[:, 2] + cal.K_RGB[0, 2]).astype(np.int64)
@@ -78,12 +86,14 @@ class DepthRegistration:
         out[~np.isfinite(out)] = 0.0
         return out.reshape(cal.HEIGHT, cal.WIDTH).astype(np.float32)
 
+    def register_depth(self, raw_depth: np.ndarray, motion: np.ndarray | None = None) -> np.ndarray:
+        """Raw disparity to registered depth (metres, cropped like `register`); `motion` as in `depth_into_rgb`."""
+        depth = self.depth_into_rgb(self.undistort_depth(raw_to_metres(raw_depth)), motion)
+        return depth[cal.CROP_ROWS, cal.CROP_COLS].copy() if self.crop else depth
+
     def register(self, rgb: np.ndarray, raw_depth: np.ndarray) -> RegisteredFrame:
         """Raw Kinect RGB + raw disparity to an undistorted, registered (and cropped) RGB-D pair."""
-        depth = self.depth_into_rgb(self.undistort_depth(raw_to_metres(raw_depth)))
         rgb_u = self.undistort_rgb(rgb)
         if self.crop:
-            return RegisteredFrame(
-                rgb_u[cal.CROP_ROWS, cal.CROP_COLS].copy(), depth[cal.CROP_ROWS, cal.CROP_COLS].copy()
-            )
-        return RegisteredFrame(rgb_u, depth)
+            rgb_u = rgb_u[cal.CROP_ROWS, cal.CROP_COLS].copy()
+        return RegisteredFrame(rgb_u, self.register_depth(raw_depth))

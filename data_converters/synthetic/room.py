@@ -148,13 +148,15 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
     return c2w
 
 
-def handheld_trajectory(num_frames: int, seed: int = 0, arc_degrees: float = 120.0) -> np.ndarray:
-    """Smooth hand-held-like path: a walk along an arc with low-frequency shake.
+def handheld_path(s: np.ndarray, seed: int = 0, arc_degrees: float = 120.0) -> np.ndarray:
+    """Smooth hand-held-like path as a continuous function of progress `s` (0 = start, 1 = end).
 
-    Returns (N, 4, 4) OpenCV camera-to-world matrices.
+    A walk along an arc with low-frequency shake; continuous so that streams sampled at different
+    times (Kinect RGB and depth) can each be given their own pose. Returns (len(s), 4, 4) OpenCV
+    camera-to-world matrices.
     """
     rng = np.random.default_rng(seed)
-    s = np.linspace(0.0, 1.0, num_frames)
+    s = np.asarray(s, dtype=np.float64)
     phase = rng.uniform(0, 2 * np.pi, size=6)
     shake = lambda k, amp: amp * np.sin(2 * np.pi * (1.3 + 0.4 * k) * s + phase[k])  # noqa: E731
     angle = np.deg2rad(-arc_degrees / 2 + arc_degrees * s) - np.pi / 2
@@ -166,3 +168,8 @@ def handheld_trajectory(num_frames: int, seed: int = 0, arc_degrees: float = 120
         [-0.7 * np.cos(angle) + shake(3, 0.1), -0.7 * np.sin(angle) + shake(4, 0.1), 0.8 + shake(5, 0.05)], 1
     )
     return np.stack([look_at(e, t) for e, t in zip(eyes, targets, strict=True)])
+
+
+def handheld_trajectory(num_frames: int, seed: int = 0, arc_degrees: float = 120.0) -> np.ndarray:
+    """`num_frames` evenly spaced poses along `handheld_path`: (N, 4, 4) OpenCV camera-to-world matrices."""
+    return handheld_path(np.linspace(0.0, 1.0, num_frames), seed, arc_degrees)
