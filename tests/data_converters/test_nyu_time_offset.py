@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
+from data_converters.cache import fingerprint
 from data_converters.nerfstudio_scene import load_scene
 from data_converters.nyu import calibration as cal
-from data_converters.nyu.cache import fingerprint
 from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.nyu.registration import DepthRegistration
 from data_converters.nyu.time_offset import interpolate_pose, pose_at_time, relative_motion, rgb_time_poses
