@@ -202,7 +202,8 @@ class KinectNoiseModel:
         if albedo.ndim == 3:
             albedo = albedo.mean(-1)
         ir = albedo * cos / np.maximum(depth, 1e-3) ** 2
-        threshold = self.ir_threshold * np.exp(self.ir_softness * rng.standard_normal(depth.shape))
+        jitter = correlated_noise(depth.shape, self.correlated_scale_px, rng)  # dropouts come in blobs, not salt
+        threshold = self.ir_threshold * np.exp(self.ir_softness * jitter)
         weak = ir < threshold
         glancing = cos < self.glancing_cos
         speckle = rng.random(depth.shape) < self.dropout
