@@ -25,8 +25,8 @@ from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.metrics import depth_metrics
 from diffnerf_ns.prior.baselines import joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.patches import TrainingFrame, frames_from_labeled, synthetic_room_frames
 from diffnerf_ns.prior.refine import RefineConfig, refine_depth
+from diffnerf_ns.prior.sources import TrainingFrame, frames_from_labeled, synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 
@@ -130,7 +130,7 @@ def main(bench: Bench) -> None:
         from data_converters.nyu.labeled import read_splits
 
         test = read_splits(bench.nyu_splits)["test"] if bench.nyu_splits else np.arange(1449)
-        nyu = frames_from_labeled(bench.nyu_mat, test[: bench.nyu_frames].tolist())
+        nyu = list(frames_from_labeled(bench.nyu_mat, test[: bench.nyu_frames].tolist()))
         nyu_means, nyu_seconds = _evaluate(prior, nyu, bench.sampling)
         sections += [
             f"## NYU labeled test split (first {len(nyu)} frames, border cropped; reference = filled `depths`)",

@@ -13,7 +13,7 @@ from nerfstudio.engine.trainer import Trainer
 from diffnerf_ns.diffnerf_config import diffnerf_method
 from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 from diffnerf_ns.presets import configure_run
-from diffnerf_ns.prior.patches import frames_from_scene
+from diffnerf_ns.prior.sources import frames_from_scene
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 TINY_PRIOR = TrainConfig(
