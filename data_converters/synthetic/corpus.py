@@ -14,12 +14,19 @@ on rooms that never appeared in training.
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import tyro
+from tqdm import tqdm
 
+from data_converters.nerfstudio_scene import depth_to_png_mm
+from data_converters.nyu.calibration import raw_to_metres
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from data_converters.synthetic.room import look_at
@@ -137,50 +144,52 @@ class CorpusRoom:
         floor, ceiling, wall = self.surface_materials
         material = np.where(axis == 2, np.where(sign < 0, floor, ceiling), wall)
         tex = origin + dirs * t_best[:, None]
-        dd = (dirs * dirs).sum(1)
+        dirs_t = np.ascontiguousarray(dirs.T)  # (3, N): per-axis rows are contiguous, so slab tests vectorise well
+        dd = (dirs_t * dirs_t).sum(0)
         for box in self.boxes:
-            self._hit_box(box, origin, dirs, dd, t_best, normal, material, tex)
+            self._hit_box(box, origin, dirs_t, dd, t_best, normal, material, tex)
         for cyl in self.cylinders:
-            self._hit_cylinder(cyl, origin, dirs, dd, t_best, normal, material, tex)
+            self._hit_cylinder(cyl, origin, dirs, dirs_t, dd, t_best, normal, material, tex)
         return t_best, normal, material, tex
 
     @staticmethod
     def _candidates(
-        centre: np.ndarray, radius: float, origin: np.ndarray, dirs: np.ndarray, dd: np.ndarray
+        centre: np.ndarray, radius: float, origin: np.ndarray, dirs_t: np.ndarray, dd: np.ndarray
     ) -> np.ndarray:
         """Indices of rays that meet the primitive's bounding sphere (most rays miss most primitives)."""
         oc = origin - centre
-        b = dirs @ oc
+        b = oc @ dirs_t
         disc = b * b - dd * (oc @ oc - radius * radius)
         return np.flatnonzero(disc >= 0)
 
-    def _hit_box(self, box, origin, dirs, dd, t_best, normal, material, tex) -> None:  # noqa: ANN001
+    def _hit_box(self, box, origin, dirs_t, dd, t_best, normal, material, tex) -> None:  # noqa: ANN001
         centre, half, rot = np.asarray(box.center), np.asarray(box.half), np.asarray(box.rotation)
-        idx = self._candidates(centre, float(np.linalg.norm(half)), origin, dirs, dd)
+        idx = self._candidates(centre, float(np.linalg.norm(half)), origin, dirs_t, dd)
         if not len(idx):
             return
         o_l = rot.T @ (origin - centre)
-        d_l = dirs[idx] @ rot
-        safe = np.where(np.abs(d_l) < 1e-12, 1e-12, d_l)
-        a, b = (-half - o_l) / safe, (half - o_l) / safe
+        d_l = rot.T @ dirs_t[:, idx]  # (3, M) ray directions in the box frame
+        inv = 1.0 / np.where(np.abs(d_l) < 1e-12, 1e-12, d_l)
+        a, b = (-half - o_l)[:, None] * inv, (half - o_l)[:, None] * inv
         tmin, tmax = np.minimum(a, b), np.maximum(a, b)
-        t_enter = tmin.max(1)
-        hit = (t_enter <= tmax.min(1)) & (t_enter > 1e-6) & (t_enter < t_best[idx])
+        t_enter = np.maximum(np.maximum(tmin[0], tmin[1]), tmin[2])
+        t_exit = np.minimum(np.minimum(tmax[0], tmax[1]), tmax[2])
+        hit = (t_enter <= t_exit) & (t_enter > 1e-6) & (t_enter < t_best[idx])
         if not hit.any():
             return
-        rows = idx[hit]
-        ax = tmin[hit].argmax(1)
+        rows, t_hit, d_hit = idx[hit], t_enter[hit], d_l[:, hit].T
+        ax = tmin[:, hit].argmax(0)
         n_l = np.zeros((len(rows), 3))
-        n_l[np.arange(len(rows)), ax] = -np.sign(d_l[hit][np.arange(len(rows)), ax])
-        t_best[rows] = t_enter[hit]
+        n_l[np.arange(len(rows)), ax] = -np.sign(d_hit[np.arange(len(rows)), ax])
+        t_best[rows] = t_hit
         normal[rows] = n_l @ rot.T
         material[rows] = box.material
-        tex[rows] = o_l + d_l[hit] * t_enter[hit, None] + half  # local frame: textures follow the object
+        tex[rows] = o_l + d_hit * t_hit[:, None] + half  # local frame: textures follow the object
 
-    def _hit_cylinder(self, cyl, origin, dirs, dd, t_best, normal, material, tex) -> None:  # noqa: ANN001
+    def _hit_cylinder(self, cyl, origin, dirs, dirs_t, dd, t_best, normal, material, tex) -> None:  # noqa: ANN001
         cx, cy = cyl.center_xy
         centre = np.array([cx, cy, 0.5 * (cyl.z0 + cyl.z1)])
-        idx = self._candidates(centre, float(np.hypot(cyl.radius, 0.5 * (cyl.z1 - cyl.z0))), origin, dirs, dd)
+        idx = self._candidates(centre, float(np.hypot(cyl.radius, 0.5 * (cyl.z1 - cyl.z0))), origin, dirs_t, dd)
         if not len(idx):
             return
         d = dirs[idx]
@@ -221,11 +230,14 @@ class CorpusRoom:
         c2 = np.array([m.color2 for m in mats])[material]
         f = np.array([m.frequency for m in mats])[material]
         contrast = np.array([m.contrast for m in mats])[material]
-        pattern_id = np.array([m.pattern for m in mats])[material]
+        table = np.array([m.pattern for m in mats])
+        pattern_id = table[material]
         p = tex * f[:, None]
         mix = np.zeros(len(tex))
-        for pid in np.unique(pattern_id):
+        for pid in np.unique(table):
             sel = pattern_id == pid
+            if not sel.any():
+                continue
             q = p[sel]
             name = PATTERNS[pid]
             if name == "plain":
@@ -253,9 +265,9 @@ class CorpusRoom:
         light = np.full((len(points), 3), self.ambient)
         for pos, colour in self.lights:
             to = pos - points
-            dist = np.linalg.norm(to, axis=1, keepdims=True)
-            lambert = np.clip((normal * to).sum(1, keepdims=True) / dist, 0, None)
-            light += lambert * colour / (1 + 0.08 * dist**2)
+            dist2 = np.einsum("ij,ij->i", to, to)
+            lambert = np.clip(np.einsum("ij,ij->i", normal, to) / np.sqrt(dist2), 0, None)
+            light += (lambert / (1 + 0.08 * dist2))[:, None] * colour
         return light
 
 
@@ -427,11 +439,20 @@ def make_room(rng: np.random.Generator) -> CorpusRoom:
     return room
 
 
+ROOM_TAG, VIEW_TAG = 1, 2
+"""Seed-sequence tags: numpy ignores trailing zeros, so untagged room and view-0 streams would coincide."""
+
+
 def room_rng(seed: int, split: Split, index: int) -> np.random.Generator:
     """The seed stream of room `index` of a split; "train" and "heldout" streams never meet."""
     if split not in SPLIT_STREAMS:
         raise ValueError(f"unknown split {split!r}; use one of {sorted(SPLIT_STREAMS)}")
-    return np.random.default_rng([seed, SPLIT_STREAMS[split], index])
+    return np.random.default_rng([seed, SPLIT_STREAMS[split], index, ROOM_TAG])
+
+
+def view_rng(seed: int, split: Split, room: int, view: int) -> np.random.Generator:
+    """The seed stream of one view (pose and sensor noise), independent of its room's stream."""
+    return np.random.default_rng([seed, SPLIT_STREAMS[split], room, VIEW_TAG, view])
 
 
 def sample_view(room: CorpusRoom, rng: np.random.Generator, max_tries: int = 200) -> np.ndarray:
@@ -440,7 +461,8 @@ def sample_view(room: CorpusRoom, rng: np.random.Generator, max_tries: int = 200
         eye = np.array([*rng.uniform(room.lo[:2] + 0.3, room.hi[:2] - 0.3), rng.uniform(0.9, 1.9)])
         if room.clearance(eye) < MIN_CLEARANCE_M:
             continue
-        target = np.array([*rng.uniform(room.lo[:2], room.hi[:2]), rng.uniform(0.2, 1.6)])
+        targets = np.column_stack([rng.uniform(room.lo[:2], room.hi[:2], (4, 2)), rng.uniform(0.2, 1.6, 4)])
+        target = targets[np.argmax(np.linalg.norm(targets[:, :2] - eye[:2], axis=1))]  # look across the room
         if np.linalg.norm(target[:2] - eye[:2]) < 1.0:
             continue
         c2w = look_at(eye, target)
@@ -453,11 +475,11 @@ def sample_view(room: CorpusRoom, rng: np.random.Generator, max_tries: int = 200
 
 @dataclass
 class CorpusFrame:
-    """One corpus frame; `raw` is the Kinect-corrupted depth registered to the RGB camera (0 = hole)."""
+    """One corpus frame: exact geometry, and what a Kinect registered to the RGB camera would have stored."""
 
     rgb: np.ndarray  # (H, W, 3) uint8
     depth: np.ndarray  # (H, W) float32 metres, exact planar depth
-    raw: np.ndarray  # (H, W) float32 metres, 0 = missing
+    raw_disparity: np.ndarray  # (H, W) uint16 11-bit Kinect disparity, RAW_INVALID = missing
     albedo: np.ndarray  # (H, W, 3) float32 in [0, 1]
     normals: np.ndarray  # (H, W, 3) float32, camera frame (OpenCV axes)
     K: np.ndarray  # (3, 3) nerfstudio pixel convention (centres at +0.5)
@@ -465,6 +487,11 @@ class CorpusFrame:
     split: str
     room: int
     view: int
+
+    @property
+    def raw(self) -> np.ndarray:
+        """The corrupted depth in metres (float32, 0 = missing), by the NYU toolbox conversion."""
+        return raw_to_metres(self.raw_disparity)
 
     @property
     def name(self) -> str:
@@ -484,22 +511,118 @@ def corpus_frames(
     """Rendered, Kinect-corrupted frames, room by room; deterministic in (seed, split, room, view).
 
     Views where more than `max_near_fraction` of the image is closer than the Kinect's minimum range
-    are redrawn. `noise` defaults to a `KinectNoiseModel` with misregistration of about one pixel at 640 px width.
+    are redrawn. `noise` defaults to `default_noise(width)`.
     """
-    noise = noise or KinectNoiseModel(misregistration_px=width / 640)
+    noise = noise or default_noise(width)
     K = scaled_intrinsics(width, height)
     for r in range(num_rooms):
-        rng = room_rng(seed, split, r)
-        room = make_room(rng)
+        room = make_room(room_rng(seed, split, r))
         for v in range(views_per_room):
-            view_rng = np.random.default_rng([seed, SPLIT_STREAMS[split], r, v])
+            rng = view_rng(seed, split, r, v)
             for _ in range(20):
-                c2w = sample_view(room, view_rng)
+                c2w = sample_view(room, rng)
                 view = room.render(K, c2w, height, width)
                 if (view.depth < noise.min_range_m).mean() <= max_near_fraction:
                     break
-            raw = noise.corrupt(view.depth, view.rgb, view_rng, K=K, albedo=view.albedo, normals=view.normals)
-            yield CorpusFrame(
-                (view.rgb * 255 + 0.5).astype(np.uint8), view.depth, raw, view.albedo, view.normals, K, c2w,
-                split, r, v,
-            )  # fmt: skip
+            raw = noise.corrupt_raw(view.depth, view.rgb, rng, K=K, albedo=view.albedo, normals=view.normals)
+            rgb8 = (view.rgb * 255 + 0.5).astype(np.uint8)
+            yield CorpusFrame(rgb8, view.depth, raw, view.albedo, view.normals, K, c2w, split, r, v)
+
+
+def default_noise(width: int) -> KinectNoiseModel:
+    """The corpus's Kinect model: defaults plus depth-to-RGB misregistration of ~1 px at 640 px width."""
+    return KinectNoiseModel(misregistration_px=width / 640)
+
+
+CORPUS_FILE = "corpus.json"
+CORPUS_FORMAT = "diffnerf-ns corpus v1"
+
+
+def write_corpus(
+    out_dir: Path,
+    num_rooms: int,
+    views_per_room: int,
+    width: int = 160,
+    height: int = 120,
+    seed: int = 0,
+    split: Split = "train",
+    progress: bool = True,
+) -> Path:
+    """Render a corpus to `out_dir`: one `.npz` per room, then `corpus.json` (written last: a complete corpus)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CORPUS_FILE).unlink(missing_ok=True)
+    frames = corpus_frames(num_rooms, views_per_room, width, height, seed, split)
+    files = []
+    bar = tqdm(total=num_rooms * views_per_room, desc=f"rendering {split} corpus", disable=not progress)
+    for room, group in itertools.groupby(frames, key=lambda f: f.room):
+        views = list(group)
+        bar.update(len(views))
+        name = f"{split}_room_{room:05d}.npz"
+        np.savez_compressed(  # ~40 KB per 160x120 frame
+            out_dir / name,
+            rgb=np.stack([f.rgb for f in views]),
+            depth_mm=np.stack([depth_to_png_mm(f.depth) for f in views]),
+            raw_disparity=np.stack([f.raw_disparity for f in views]),
+            albedo=np.stack([np.round(f.albedo * 255).astype(np.uint8) for f in views]),
+            normals=np.stack([np.round(f.normals * 127).astype(np.int8) for f in views]),
+            K=views[0].K,
+            c2w=np.stack([f.c2w for f in views]),
+            view=np.array([f.view for f in views]),
+        )
+        files.append(name)
+    bar.close()
+    spec = {"format": CORPUS_FORMAT, "seed": seed, "split": split, "num_rooms": num_rooms}
+    spec |= {"views_per_room": views_per_room, "width": width, "height": height, "files": files}
+    spec["noise"] = asdict(default_noise(width))
+    spec["depth"] = "depth_mm: exact planar depth, uint16 mm; raw_disparity: 11-bit Kinect raw, 2047 = missing"
+    (out_dir / CORPUS_FILE).write_text(json.dumps(spec, indent=2))
+    return out_dir
+
+
+def read_corpus(corpus_dir: Path) -> Iterator[CorpusFrame]:
+    """Stream a corpus written by `write_corpus`, room by room."""
+    corpus_dir = Path(corpus_dir)
+    spec_path = corpus_dir / CORPUS_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{spec_path}: missing; {corpus_dir} is not a (complete) corpus from write_corpus")
+    spec = json.loads(spec_path.read_text())
+    if spec.get("format") != CORPUS_FORMAT:
+        raise ValueError(f"{spec_path}: format {spec.get('format')!r}, expected {CORPUS_FORMAT!r}")
+    for name in spec["files"]:
+        room = int(name.rsplit("_", 1)[1].split(".")[0])
+        with np.load(corpus_dir / name) as data:
+            for i, view in enumerate(data["view"]):
+                yield CorpusFrame(
+                    data["rgb"][i], data["depth_mm"][i].astype(np.float32) / 1000.0, data["raw_disparity"][i],
+                    data["albedo"][i].astype(np.float32) / 255.0, data["normals"][i].astype(np.float32) / 127.0,
+                    data["K"], data["c2w"][i], spec["split"], room, int(view),
+                )  # fmt: skip
+
+
+@dataclass
+class MakeCorpus:
+    """Render the procedural indoor corpus (train or held-out rooms) to .npz shards with exact and Kinect depth."""
+
+    out: Path = Path("outputs/corpus/train")
+    num_rooms: int = 100
+    views_per_room: int = 10
+    width: int = 160
+    height: int = 120
+    seed: int = 0
+    split: Split = "train"
+    """"heldout" rooms come from a seed stream disjoint from "train": benchmark on them."""
+
+    def main(self) -> None:
+        path = write_corpus(
+            self.out, self.num_rooms, self.views_per_room, self.width, self.height, self.seed, self.split
+        )
+        print(f"wrote {self.num_rooms * self.views_per_room} frames to {path}")
+
+
+def entrypoint() -> None:
+    tyro.cli(MakeCorpus).main()
+
+
+if __name__ == "__main__":
+    entrypoint()

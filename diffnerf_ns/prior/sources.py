@@ -20,7 +20,7 @@ import numpy as np
 from data_converters.capture import Capture
 from data_converters.nerfstudio_scene import load_scene
 from data_converters.nyu.calibration import CROP_COLS, CROP_ROWS
-from data_converters.synthetic.corpus import Split, corpus_frames
+from data_converters.synthetic.corpus import CORPUS_FILE, Split, corpus_frames, read_corpus
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
@@ -94,6 +94,12 @@ def iter_corpus(
         yield TrainingFrame(f.rgb, f.depth, f.name, f.raw)
 
 
+def frames_from_corpus_dir(corpus_dir: Path) -> Iterator[TrainingFrame]:
+    """A corpus rendered to disk (`diffnerf-make-corpus`), streamed room by room."""
+    for f in read_corpus(corpus_dir):
+        yield TrainingFrame(f.rgb, f.depth, f.name, f.raw)
+
+
 def frames_from_labeled(path: Path, indices: Iterable[int] | None = None) -> Iterator[TrainingFrame]:
     """Stream `nyu_depth_v2_labeled.mat`, border cropped: filled `depths` as target, `rawDepths` as raw."""
     from data_converters.nyu.labeled import LabeledNYU  # h5py reader; only needed for the .mat
@@ -145,13 +151,18 @@ def self_supervised(frames: Iterable[TrainingFrame], seed: int = 0) -> Iterator[
 
 
 def frames_from_path(path: Path, indices: Sequence[int] | None = None) -> Iterator[TrainingFrame]:
-    """The labeled .mat (optionally only `indices`, streamed), a converted scene, or a folder of converted scenes."""
+    """The labeled .mat (optionally only `indices`), a rendered corpus, a converted scene or a folder of scenes."""
     path = Path(path)
     if path.suffix == ".mat":
         return frames_from_labeled(path, indices)
+    if (path / CORPUS_FILE).is_file():
+        return frames_from_corpus_dir(path)
     if (path / "transforms.json").is_file():
         return iter(frames_from_scene(path))
     scenes = sorted(p for p in path.iterdir() if (p / "transforms.json").is_file()) if path.is_dir() else []
     if not scenes:
-        raise FileNotFoundError(f"{path}: neither a converted scene (transforms.json) nor a folder of them")
+        raise FileNotFoundError(
+            f"{path}: not a labeled .mat, a rendered corpus ({CORPUS_FILE}), a converted scene (transforms.json) "
+            "or a folder of converted scenes"
+        )
     return (frame for scene in scenes for frame in frames_from_scene(scene))

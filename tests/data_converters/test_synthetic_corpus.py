@@ -78,3 +78,21 @@ def test_rooms_are_varied() -> None:
     assert albedos.min() < 0.1 and albedos.max() > 0.6
     assert len({m.pattern for r in rooms for m in r.materials}) >= 4
     assert len({tuple(np.round(r.hi - r.lo, 3)) for r in rooms}) == len(rooms)
+
+
+def test_written_corpus_reads_back_the_same_frames(tmp_path) -> None:
+    """Catches shards that lose precision beyond 1 mm, mix up rooms/views, or a half-written folder read as done."""
+    from data_converters.synthetic.corpus import read_corpus, write_corpus
+
+    out = write_corpus(tmp_path / "c", 2, 2, 40, 30, seed=4, split="heldout", progress=False)
+    back = list(read_corpus(out))
+    direct = list(corpus_frames(2, 2, 40, 30, seed=4, split="heldout"))
+    assert [(f.room, f.view, f.split) for f in back] == [(f.room, f.view, f.split) for f in direct]
+    for a, b in zip(back, direct, strict=True):
+        np.testing.assert_array_equal(a.rgb, b.rgb)
+        np.testing.assert_array_equal(a.raw, b.raw)
+        np.testing.assert_allclose(a.depth, b.depth, atol=5.1e-4)
+        np.testing.assert_allclose(a.c2w, b.c2w)
+    (out / "corpus.json").unlink()
+    with pytest.raises(FileNotFoundError, match="corpus.json"):
+        next(read_corpus(out))
