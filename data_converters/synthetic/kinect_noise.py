@@ -12,7 +12,8 @@ It follows how the sensor measures, so refiners and converters are tested agains
   foreground edge on the side the projector position dictates, with the width it dictates
   (`fx * b * (1/z_near - 1/z_far)` pixels).
 - The speckle's IR return falls with albedo, incidence angle and `1 / d^2`: dark, glancing and far
-  surfaces drop out. Block matching fattens foreground edges by about a pixel.
+  surfaces drop out, in blobs. Block matching fattens foreground edges by about a pixel and loses
+  some pixels on both sides of depth steps; small random blobs drop out anywhere.
 - Depth that is registered to another camera is slightly misregistered (a sub-pixel to pixel shift
   and scale), as calibration and timing errors leave it.
 
@@ -110,21 +111,26 @@ class KinectNoiseModel:
     """Std of white disparity noise in raw units (before rounding); depth std = sigma * d^2 / 351.3."""
     correlated_sigma: float = 0.25
     """Std of the spatially correlated part of the disparity noise, raw units."""
-    correlated_scale_px: float = 8.0
+    correlated_scale_px: float = 12.0
+    """Correlation length of disparity noise and of dropout blobs, in pixels of the native 640x480 Kinect image."""
     min_range_m: float = 0.72
     """The NYU toolbox rejects raw < 600 (0.71 m)."""
     max_range_m: float = 8.0
-    ir_threshold: float = 0.005
+    ir_threshold: float = 0.01
     """Return `albedo * cos / d^2` (d in metres) below which the speckle is lost (50% dropout point)."""
     ir_softness: float = 0.35
     """Log-spread of the dropout threshold: 0 makes it a hard cut."""
-    glancing_cos: float = 0.12
+    glancing_cos: float = 0.15
     """Incidence cosine below which no speckle is matched."""
     edge_fattening: float = 0.5
     """Probability that a background pixel touching a foreground edge takes the foreground depth."""
     edge_jump_m: float = 0.1
-    dropout: float = 0.003
-    """Independent random missing pixels."""
+    edge_dropout: float = 0.25
+    """Probability that a pixel beside a depth jump loses its match (the correlation window straddles two depths)."""
+    blob_dropout: float = 0.03
+    """Fraction of the image lost in random blobs (specular spots, speckle interference)."""
+    blob_scale_px: float = 16.0
+    """Blob size in native 640x480 pixels."""
     misregistration_px: float = 0.0
     """Std of the depth-to-RGB shift (pixels of this image) for depth registered to a colour camera; 0 = none."""
     misregistration_scale: float = 0.004
@@ -166,7 +172,8 @@ class KinectNoiseModel:
         depth = self._fatten_edges(depth, rng)
         noise = self.disparity_sigma * rng.standard_normal(depth.shape)
         if self.correlated_sigma > 0:
-            noise += self.correlated_sigma * correlated_noise(depth.shape, self.correlated_scale_px, rng)
+            scale = self.correlated_scale_px * _native_scale(float(K[0, 0]))
+            noise += self.correlated_sigma * correlated_noise(depth.shape, scale, rng)
         raw = quantise_disparity(depth, noise)
         holes = self.hole_mask(depth, rgb, rng, K=K, albedo=albedo, normals=normals)
         valid_range = (depth >= self.min_range_m) & (depth <= self.max_range_m)
@@ -202,12 +209,18 @@ class KinectNoiseModel:
         if albedo.ndim == 3:
             albedo = albedo.mean(-1)
         ir = albedo * cos / np.maximum(depth, 1e-3) ** 2
-        jitter = correlated_noise(depth.shape, self.correlated_scale_px, rng)  # dropouts come in blobs, not salt
+        px = _native_scale(fx)
+        jitter = correlated_noise(depth.shape, self.correlated_scale_px * px, rng)  # dropouts come in blobs, not salt
         threshold = self.ir_threshold * np.exp(self.ir_softness * jitter)
         weak = ir < threshold
         glancing = cos < self.glancing_cos
-        speckle = rng.random(depth.shape) < self.dropout
-        return shadow | weak | glancing | speckle
+        stretches = correlated_noise(depth.shape, 4.0 * px, rng)  # matching fails along stretches of an edge
+        near_jump = _depth_jumps(depth, self.edge_jump_m) & (stretches > np.quantile(stretches, 1 - self.edge_dropout))
+        blobs = np.zeros(depth.shape, dtype=bool)
+        if self.blob_dropout > 0:
+            field = correlated_noise(depth.shape, self.blob_scale_px * px, rng)
+            blobs = field > np.quantile(field, 1.0 - self.blob_dropout)
+        return shadow | weak | glancing | near_jump | blobs
 
     def _fatten_edges(self, depth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Block matching lets the nearer surface bleed about one pixel over a depth edge."""
@@ -216,6 +229,23 @@ class KinectNoiseModel:
         near = ndimage.minimum_filter(np.where(depth > 0, depth, np.inf), size=3)
         bleed = (depth - near > self.edge_jump_m) & np.isfinite(near) & (rng.random(depth.shape) < self.edge_fattening)
         return np.where(bleed, near, depth)
+
+
+def _native_scale(fx: float) -> float:
+    """Image pixels per native Kinect pixel: sensor effects have a fixed size on the 640x480 sensor."""
+    return fx / default_focal_px(640)
+
+
+def _depth_jumps(depth: np.ndarray, jump_m: float) -> np.ndarray:
+    """Pixels on either side of a depth step larger than `jump_m` between 4-neighbours."""
+    out = np.zeros(depth.shape, dtype=bool)
+    dx = np.abs(np.diff(depth, axis=1)) > jump_m
+    dy = np.abs(np.diff(depth, axis=0)) > jump_m
+    out[:, 1:] |= dx
+    out[:, :-1] |= dx
+    out[1:] |= dy
+    out[:-1] |= dy
+    return out
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ def quiet(**changes: float) -> KinectNoiseModel:
     """A model with every random effect off, so one effect can be tested alone."""
     params = dict(
         disparity_sigma=0.0, correlated_sigma=0.0, ir_softness=0.0, ir_threshold=0.0, glancing_cos=0.0,
-        edge_fattening=0.0, dropout=0.0, misregistration_px=0.0,
+        edge_fattening=0.0, edge_dropout=0.0, blob_dropout=0.0, misregistration_px=0.0,
     )  # fmt: skip
     params.update(changes)
     return KinectNoiseModel(**params)
@@ -119,3 +119,17 @@ def test_out_of_range_and_invalid_input_become_holes() -> None:
     raw = quiet().corrupt_raw(depth, None, np.random.default_rng(0), K=K, normals=FACING[:1, :6])
     assert list(raw[0] == RAW_INVALID) == [True, True, False, False, True, True]
     assert raw[0, 3] == round(float(metres_to_raw(2.0)))
+
+
+def test_dropouts_come_in_blobs_not_salt() -> None:
+    """Catches per-pixel (salt) dropouts: real Kinect holes are connected blobs, which a refiner must learn to fill."""
+    from scipy import ndimage
+
+    model = KinectNoiseModel()
+    K_half = np.array([[FX / 2, 0, 160.0], [0, FX / 2, 120.0], [0, 0, 1]])
+    raw = model.corrupt_raw(np.full((240, 320), 3.0), None, np.random.default_rng(4), K=K_half)
+    holes = raw == RAW_INVALID
+    labels, _ = ndimage.label(holes, structure=np.ones((3, 3)))
+    areas = np.bincount(labels.ravel())[1:]
+    assert 0.01 < holes.mean() < 0.1
+    assert areas[areas >= 10].sum() > 0.8 * areas.sum()
