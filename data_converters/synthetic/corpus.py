@@ -530,8 +530,8 @@ def corpus_frames(
 
 
 def default_noise(width: int) -> KinectNoiseModel:
-    """The corpus's Kinect model: defaults plus depth-to-RGB misregistration of ~1 px at 640 px width."""
-    return KinectNoiseModel(misregistration_px=width / 640)
+    """The corpus's Kinect model: depth registered to the RGB camera, misregistered by ~1 px at 640 px width."""
+    return KinectNoiseModel.registered_to_rgb(misregistration_px=width / 640)
 
 
 CORPUS_FILE = "corpus.json"

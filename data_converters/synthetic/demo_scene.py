@@ -74,7 +74,7 @@ class MakeDemo:
     """Store Kinect-corrupted depth (as the sensor would) instead of exact depth."""
 
     def main(self) -> None:
-        noise = KinectNoiseModel() if self.kinect_noise else None
+        noise = KinectNoiseModel.registered_to_rgb() if self.kinect_noise else None
         path = make_demo_scene(self.out, self.num_frames, self.width, self.height, self.seed, noise)
         print(f"wrote {path}")
 

@@ -14,8 +14,9 @@ It follows how the sensor measures, so refiners and converters are tested agains
 - The speckle's IR return falls with albedo, incidence angle and `1 / d^2`: dark, glancing and far
   surfaces drop out, in blobs. Block matching fattens foreground edges by about a pixel and loses
   some pixels on both sides of depth steps; small random blobs drop out anywhere.
-- Depth that is registered to another camera is slightly misregistered (a sub-pixel to pixel shift
-  and scale), as calibration and timing errors leave it.
+- Depth registered to the RGB camera (`KinectNoiseModel.registered_to_rgb`) needs the point lit by
+  the projector and seen by the IR camera, both offset from the RGB camera, and is slightly
+  misregistered (a sub-pixel to pixel shift and scale), as calibration and timing errors leave it.
 
 Missing pixels are `RAW_INVALID` in raw units and 0 in metres.
 """
@@ -28,9 +29,11 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from data_converters.nyu.calibration import RAW_INVALID, metres_to_raw, raw_to_metres
+from data_converters.nyu.calibration import RAW_INVALID, T_EFF, metres_to_raw, raw_to_metres
 
 KINECT_IR_HFOV_DEGREES = 58.5
+PROJECTOR_FROM_IR_M = 0.075
+"""Kinect v1: the IR projector sits 7.5 cm along the IR camera's +x axis."""
 
 
 def default_focal_px(width: int) -> float:
@@ -105,8 +108,10 @@ def misregister(raw: np.ndarray, shift_px: tuple[float, float], scale: float, fi
 class KinectNoiseModel:
     """Parameters of the corruption; defaults give NYU-like hole ratios (5-20%) and Kinect noise levels."""
 
-    baseline_m: float = 0.075
-    """IR projector position along the IR camera's +x axis (Kinect v1: 7.5 cm to the right)."""
+    baseline_m: float = PROJECTOR_FROM_IR_M
+    """IR projector position along the image camera's +x axis (Kinect v1: 7.5 cm right of the IR camera)."""
+    ir_camera_offset_m: float = 0.0
+    """IR camera position along the image camera's +x axis: 0 for depth in the IR camera's own image."""
     disparity_sigma: float = 0.25
     """Std of white disparity noise in raw units (before rounding); depth std = sigma * d^2 / 351.3."""
     correlated_sigma: float = 0.25
@@ -135,6 +140,17 @@ class KinectNoiseModel:
     """Std of the depth-to-RGB shift (pixels of this image) for depth registered to a colour camera; 0 = none."""
     misregistration_scale: float = 0.004
     """Std of the relative depth-to-RGB scale error."""
+
+    @classmethod
+    def registered_to_rgb(cls, **changes: float) -> KinectNoiseModel:
+        """The model for depth registered to the Kinect's RGB camera (NYU labeled, corpus frames).
+
+        In the RGB camera's frame the IR camera sits at the calibrated `T_EFF` (2.5 cm to the left)
+        and the projector 7.5 cm to the right of it (5 cm right of the RGB camera): a registered
+        pixel needs both, so shadows fall left of near objects and thinner occlusions right of them.
+        """
+        ir_x = float(T_EFF[0])
+        return cls(**{"baseline_m": ir_x + PROJECTOR_FROM_IR_M, "ir_camera_offset_m": ir_x, **changes})
 
     def corrupt(
         self,
@@ -200,6 +216,8 @@ class KinectNoiseModel:
         fx = default_focal_px(w) if K is None else float(K[0, 0])
         cx, cy = (w / 2, h / 2) if K is None else (float(K[0, 2]), float(K[1, 2]))
         shadow = projector_shadow(depth, fx, self.baseline_m)
+        if self.ir_camera_offset_m:  # registered depth: also what the IR camera itself could not see
+            shadow |= projector_shadow(depth, fx, self.ir_camera_offset_m)
         if normals is None:
             normals = normals_from_depth(depth, fx)
         cos = incidence_cosine(depth, normals, fx, cx, cy)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from data_converters.synthetic.kinect_noise import (
+    KinectNoiseModel,
     correlated_noise,
     default_focal_px,
     incidence_cosine,
@@ -36,14 +37,17 @@ def realistic_hole_mask(
     *,
     fx: float | None = None,
     fraction: tuple[float, float] = (0.05, 0.15),
-    baseline_m: float = 0.075,
+    sensor: KinectNoiseModel | None = None,
 ) -> np.ndarray:
     """Bool mask of valid pixels to hide, covering a fraction of them drawn from `fraction`.
 
-    About a third of the budget goes to edge-shadow strips (the projector shadow for a baseline
-    1.5-4x the real one, so the strips extend the sensor's own shadows), the rest to smooth blobs
-    whose placement favours dark and glancing surfaces. `fx` defaults to a Kinect field of view.
+    About a third of the budget goes to edge-shadow strips (the shadows of `sensor`'s projector and
+    IR camera for baselines 1.5-4x the real ones, so the strips extend the sensor's own shadows), the
+    rest to smooth blobs whose placement favours dark and glancing surfaces. `sensor` defaults to a
+    Kinect registered to its RGB camera (NYU labeled, SUN3D, most RGB-D datasets); `fx` to a Kinect
+    field of view.
     """
+    sensor = sensor or KinectNoiseModel.registered_to_rgb()
     depth = np.asarray(depth, dtype=np.float64)
     valid = depth > 0
     if not valid.any():
@@ -52,7 +56,11 @@ def realistic_hole_mask(
     fx = default_focal_px(w) if fx is None else fx
     budget = rng.uniform(*fraction) * valid.sum()
     filled = _nearest_filled(depth)
-    shadow = projector_shadow(filled, fx, baseline_m * rng.uniform(1.5, 4.0)) & valid
+    stretch = rng.uniform(1.5, 4.0)
+    shadow = projector_shadow(filled, fx, sensor.baseline_m * stretch)
+    if sensor.ir_camera_offset_m:
+        shadow |= projector_shadow(filled, fx, sensor.ir_camera_offset_m * stretch)
+    shadow &= valid
     if shadow.sum() > budget / 3:  # keep the strips next to the edges, drop their far ends
         dist = ndimage.distance_transform_edt(~_edges(filled))
         shadow &= dist <= np.quantile(dist[shadow], (budget / 3) / shadow.sum())

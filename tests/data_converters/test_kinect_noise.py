@@ -53,6 +53,20 @@ def test_shadow_in_the_full_model_marks_raw_invalid_left_of_a_box() -> None:
     assert (raw[:190] != RAW_INVALID).all()
 
 
+def test_registered_depth_has_wide_shadows_left_and_thin_occlusions_right() -> None:
+    """Catches registered depth modelled from the IR camera's viewpoint (no right-hand occlusion) or a flipped
+    depth-to-RGB offset: in the RGB frame the projector is 5 cm right and the IR camera 2.5 cm left."""
+    depth = np.full((480, 640), 3.0)
+    depth[200:300, 300:400] = 1.2
+    geometry = KinectNoiseModel.registered_to_rgb()
+    model = quiet(baseline_m=geometry.baseline_m, ir_camera_offset_m=geometry.ir_camera_offset_m)
+    holes = model.corrupt_raw(depth, None, np.random.default_rng(0), K=K, normals=FACING) == RAW_INVALID
+    left, right = holes[250, :300][::-1], holes[250, 400:]
+    run = lambda h: int(np.argmin(h)) if not h.all() else len(h)  # noqa: E731
+    assert abs(run(left) - FX * 0.050 * (1 / 1.2 - 1 / 3.0)) <= 1.5
+    assert abs(run(right) - FX * 0.025 * (1 / 1.2 - 1 / 3.0)) <= 1.5
+
+
 def test_quantisation_is_integer_disparity_with_d_squared_steps() -> None:
     """Catches rounding metres instead of disparity, or wrong 1092.5 / 351.3 constants."""
     depth = np.linspace(1.0, 6.0, 640)[None].repeat(8, 0)
