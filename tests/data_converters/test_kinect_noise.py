@@ -147,3 +147,19 @@ def test_dropouts_come_in_blobs_not_salt() -> None:
     areas = np.bincount(labels.ravel())[1:]
     assert 0.01 < holes.mean() < 0.1
     assert areas[areas >= 10].sum() > 0.8 * areas.sum()
+
+
+def test_demo_scene_with_kinect_noise_stores_quantised_holed_depth(tmp_path) -> None:
+    """Catches a generator bypassing the shared model (unquantised or hole-free depth) or still claiming truth."""
+    import json
+
+    from data_converters.nerfstudio_scene import load_scene
+    from data_converters.synthetic.demo_scene import make_demo_scene
+
+    scene_dir = make_demo_scene(tmp_path / "demo", 3, 64, 48, kinect_noise=KinectNoiseModel.registered_to_rgb()).parent
+    scene = load_scene(scene_dir)
+    depth = np.stack([scene.depth(i) for i in range(len(scene.image_paths))])
+    assert 0.01 < (depth == 0).mean() < 0.4
+    raw = metres_to_raw(depth[depth > 0])
+    assert np.abs(raw - np.round(raw)).max() < 0.25  # on the 11-bit disparity grid (up to mm PNG rounding)
+    assert json.loads((scene_dir / "metadata.json").read_text())["ground_truth"] is False
