@@ -143,85 +143,14 @@ class CorpusRoom:
         normal[np.arange(n), axis] = -sign
         floor, ceiling, wall = self.surface_materials
         material = np.where(axis == 2, np.where(sign < 0, floor, ceiling), wall)
-        tex = origin + dirs * t_best[:, None]
+        hits = _Hits(t_best, normal, material, origin + dirs * t_best[:, None])
         dirs_t = np.ascontiguousarray(dirs.T)  # (3, N): per-axis rows are contiguous, so slab tests vectorise well
-        dd = (dirs_t * dirs_t).sum(0)
+        rays = _Rays(origin, dirs, dirs_t, (dirs_t * dirs_t).sum(0))
         for box in self.boxes:
-            self._hit_box(box, origin, dirs_t, dd, t_best, normal, material, tex)
+            _hit_box(box, rays, hits)
         for cyl in self.cylinders:
-            self._hit_cylinder(cyl, origin, dirs, dirs_t, dd, t_best, normal, material, tex)
-        return t_best, normal, material, tex
-
-    @staticmethod
-    def _candidates(
-        centre: np.ndarray, radius: float, origin: np.ndarray, dirs_t: np.ndarray, dd: np.ndarray
-    ) -> np.ndarray:
-        """Indices of rays that meet the primitive's bounding sphere (most rays miss most primitives)."""
-        oc = origin - centre
-        b = oc @ dirs_t
-        disc = b * b - dd * (oc @ oc - radius * radius)
-        return np.flatnonzero(disc >= 0)
-
-    def _hit_box(self, box, origin, dirs_t, dd, t_best, normal, material, tex) -> None:  # noqa: ANN001
-        centre, half, rot = np.asarray(box.center), np.asarray(box.half), np.asarray(box.rotation)
-        idx = self._candidates(centre, float(np.linalg.norm(half)), origin, dirs_t, dd)
-        if not len(idx):
-            return
-        o_l = rot.T @ (origin - centre)
-        d_l = rot.T @ dirs_t[:, idx]  # (3, M) ray directions in the box frame
-        inv = 1.0 / np.where(np.abs(d_l) < 1e-12, 1e-12, d_l)
-        a, b = (-half - o_l)[:, None] * inv, (half - o_l)[:, None] * inv
-        tmin, tmax = np.minimum(a, b), np.maximum(a, b)
-        t_enter = np.maximum(np.maximum(tmin[0], tmin[1]), tmin[2])
-        t_exit = np.minimum(np.minimum(tmax[0], tmax[1]), tmax[2])
-        hit = (t_enter <= t_exit) & (t_enter > 1e-6) & (t_enter < t_best[idx])
-        if not hit.any():
-            return
-        rows, t_hit, d_hit = idx[hit], t_enter[hit], d_l[:, hit].T
-        ax = tmin[:, hit].argmax(0)
-        n_l = np.zeros((len(rows), 3))
-        n_l[np.arange(len(rows)), ax] = -np.sign(d_hit[np.arange(len(rows)), ax])
-        t_best[rows] = t_hit
-        normal[rows] = n_l @ rot.T
-        material[rows] = box.material
-        tex[rows] = o_l + d_hit * t_hit[:, None] + half  # local frame: textures follow the object
-
-    def _hit_cylinder(self, cyl, origin, dirs, dirs_t, dd, t_best, normal, material, tex) -> None:  # noqa: ANN001
-        cx, cy = cyl.center_xy
-        centre = np.array([cx, cy, 0.5 * (cyl.z0 + cyl.z1)])
-        idx = self._candidates(centre, float(np.hypot(cyl.radius, 0.5 * (cyl.z1 - cyl.z0))), origin, dirs_t, dd)
-        if not len(idx):
-            return
-        d = dirs[idx]
-        ox, oy = origin[0] - cx, origin[1] - cy
-        a = d[:, 0] ** 2 + d[:, 1] ** 2
-        b = 2 * (ox * d[:, 0] + oy * d[:, 1])
-        c = ox * ox + oy * oy - cyl.radius**2
-        disc = b * b - 4 * a * c
-        with np.errstate(invalid="ignore", divide="ignore"):
-            t_side = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * np.maximum(a, 1e-12))
-        z_side = origin[2] + d[:, 2] * t_side
-        side_ok = (disc >= 0) & (a > 1e-12) & (t_side > 1e-6) & (z_side >= cyl.z0) & (z_side <= cyl.z1)
-        t_side = np.where(side_ok, t_side, np.inf)
-        dz = np.where(np.abs(d[:, 2]) < 1e-12, 1e-12, d[:, 2])
-        t_cap = np.where(origin[2] > cyl.z1, (cyl.z1 - origin[2]) / dz, (cyl.z0 - origin[2]) / dz)
-        px, py = ox + d[:, 0] * t_cap, oy + d[:, 1] * t_cap
-        cap_ok = (t_cap > 1e-6) & (px * px + py * py <= cyl.radius**2) & ((origin[2] > cyl.z1) | (origin[2] < cyl.z0))
-        t_cap = np.where(cap_ok, t_cap, np.inf)
-        t_hit = np.minimum(t_side, t_cap)
-        hit = np.isfinite(t_hit) & (t_hit < t_best[idx])
-        if not hit.any():
-            return
-        rows, th, on_side = idx[hit], t_hit[hit], (t_side <= t_cap)[hit]
-        p = origin + d[hit] * th[:, None]
-        radial = np.stack([p[:, 0] - cx, p[:, 1] - cy, np.zeros(len(rows))], 1) / cyl.radius
-        cap_n = np.zeros((len(rows), 3))
-        cap_n[:, 2] = np.where(origin[2] > cyl.z1, 1.0, -1.0)
-        t_best[rows] = th
-        normal[rows] = np.where(on_side[:, None], radial, cap_n)
-        material[rows] = cyl.material
-        angle = np.arctan2(p[:, 1] - cy, p[:, 0] - cx) * cyl.radius
-        tex[rows] = np.stack([angle, p[:, 2], np.hypot(p[:, 0] - cx, p[:, 1] - cy)], 1)
+            _hit_cylinder(cyl, rays, hits)
+        return hits.t, hits.normal, hits.material, hits.tex
 
     def _albedo(self, tex: np.ndarray, material: np.ndarray) -> np.ndarray:
         """Procedural albedo of 3D texture coordinates (multi-view consistent by construction)."""
@@ -271,6 +200,101 @@ class CorpusRoom:
         return light
 
 
+@dataclass
+class _Rays:
+    """Rays from one origin: (N, 3) directions, the same as (3, N), and their squared norms."""
+
+    origin: np.ndarray
+    dirs: np.ndarray
+    dirs_t: np.ndarray
+    dd: np.ndarray
+
+
+@dataclass
+class _Hits:
+    """Nearest hit so far per ray, updated in place primitive by primitive."""
+
+    t: np.ndarray
+    normal: np.ndarray
+    material: np.ndarray
+    tex: np.ndarray
+
+
+def _candidates(centre: np.ndarray, radius: float, rays: _Rays) -> np.ndarray:
+    """Indices of rays that meet the primitive's bounding sphere (most rays miss most primitives)."""
+    oc = rays.origin - centre
+    b = oc @ rays.dirs_t
+    disc = b * b - rays.dd * (oc @ oc - radius * radius)
+    return np.flatnonzero(disc >= 0)
+
+
+def _hit_box(box: OrientedBox, rays: _Rays, hits: _Hits) -> None:
+    """Slab test in the box's own frame; updates `hits` where the box is nearer."""
+    origin, dirs_t, t_best = rays.origin, rays.dirs_t, hits.t
+    centre, half, rot = np.asarray(box.center), np.asarray(box.half), np.asarray(box.rotation)
+    idx = _candidates(centre, float(np.linalg.norm(half)), rays)
+    if not len(idx):
+        return
+    o_l = rot.T @ (origin - centre)
+    d_l = rot.T @ dirs_t[:, idx]  # (3, M) ray directions in the box frame
+    inv = 1.0 / np.where(np.abs(d_l) < 1e-12, 1e-12, d_l)
+    a, b = (-half - o_l)[:, None] * inv, (half - o_l)[:, None] * inv
+    tmin, tmax = np.minimum(a, b), np.maximum(a, b)
+    t_enter = np.maximum(np.maximum(tmin[0], tmin[1]), tmin[2])
+    t_exit = np.minimum(np.minimum(tmax[0], tmax[1]), tmax[2])
+    hit = (t_enter <= t_exit) & (t_enter > 1e-6) & (t_enter < t_best[idx])
+    if not hit.any():
+        return
+    rows, t_hit, d_hit = idx[hit], t_enter[hit], d_l[:, hit].T
+    ax = tmin[:, hit].argmax(0)
+    n_l = np.zeros((len(rows), 3))
+    n_l[np.arange(len(rows)), ax] = -np.sign(d_hit[np.arange(len(rows)), ax])
+    t_best[rows] = t_hit
+    hits.normal[rows] = n_l @ rot.T
+    hits.material[rows] = box.material
+    hits.tex[rows] = o_l + d_hit * t_hit[:, None] + half  # local frame: textures follow the object
+
+
+def _hit_cylinder(cyl: Cylinder, rays: _Rays, hits: _Hits) -> None:
+    """Quadratic side test plus the cap facing the camera; updates `hits` where the cylinder is nearer."""
+    origin, t_best = rays.origin, hits.t
+    cx, cy = cyl.center_xy
+    centre = np.array([cx, cy, 0.5 * (cyl.z0 + cyl.z1)])
+    idx = _candidates(centre, float(np.hypot(cyl.radius, 0.5 * (cyl.z1 - cyl.z0))), rays)
+    if not len(idx):
+        return
+    d = rays.dirs[idx]
+    ox, oy = origin[0] - cx, origin[1] - cy
+    a = d[:, 0] ** 2 + d[:, 1] ** 2
+    b = 2 * (ox * d[:, 0] + oy * d[:, 1])
+    c = ox * ox + oy * oy - cyl.radius**2
+    disc = b * b - 4 * a * c
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_side = (-b - np.sqrt(np.maximum(disc, 0))) / (2 * np.maximum(a, 1e-12))
+    z_side = origin[2] + d[:, 2] * t_side
+    side_ok = (disc >= 0) & (a > 1e-12) & (t_side > 1e-6) & (z_side >= cyl.z0) & (z_side <= cyl.z1)
+    t_side = np.where(side_ok, t_side, np.inf)
+    dz = np.where(np.abs(d[:, 2]) < 1e-12, 1e-12, d[:, 2])
+    t_cap = np.where(origin[2] > cyl.z1, (cyl.z1 - origin[2]) / dz, (cyl.z0 - origin[2]) / dz)
+    px, py = ox + d[:, 0] * t_cap, oy + d[:, 1] * t_cap
+    cap_ok = (t_cap > 1e-6) & (px * px + py * py <= cyl.radius**2) & ((origin[2] > cyl.z1) | (origin[2] < cyl.z0))
+    t_cap = np.where(cap_ok, t_cap, np.inf)
+    t_hit = np.minimum(t_side, t_cap)
+    hit = np.isfinite(t_hit) & (t_hit < t_best[idx])
+    if not hit.any():
+        return
+    rows, th, on_side = idx[hit], t_hit[hit], (t_side <= t_cap)[hit]
+    p = origin + d[hit] * th[:, None]
+    radial = np.stack([p[:, 0] - cx, p[:, 1] - cy, np.zeros(len(rows))], 1) / cyl.radius
+    cap_n = np.zeros((len(rows), 3))
+    cap_n[:, 2] = np.where(origin[2] > cyl.z1, 1.0, -1.0)
+    t_best[rows] = th
+    hits.normal[rows] = np.where(on_side[:, None], radial, cap_n)
+    hits.material[rows] = cyl.material
+    angle = np.arctan2(p[:, 1] - cy, p[:, 0] - cx) * cyl.radius
+    hits.tex[rows] = np.stack([angle, p[:, 2], np.hypot(p[:, 0] - cx, p[:, 1] - cy)], 1)
+
+
 def _random_material(rng: np.random.Generator, dark: bool = False) -> Material:
     """Muted colours mostly, a few saturated or near-black ones (black surfaces drop out on a Kinect)."""
     if dark:
@@ -298,13 +322,17 @@ def _rotation(yaw: float, tilt: float) -> tuple[tuple[float, float, float], ...]
     return tuple(tuple(float(x) for x in row) for row in R)
 
 
-def _part(yaw: float, origin: np.ndarray, offset: tuple[float, float, float], half, material: int) -> OrientedBox:  # noqa: ANN001
+def _part(
+    yaw: float, origin: np.ndarray, offset: tuple[float, float, float], half: tuple[float, float, float], material: int
+) -> OrientedBox:
     """A box of a piece of furniture: `offset` in the piece's own (yawed) frame."""
     R = np.asarray(_yaw(yaw))
     return OrientedBox(tuple(origin + R @ np.asarray(offset)), tuple(half), _yaw(yaw), material)
 
 
-def _furniture(kind: str, rng: np.random.Generator, xy: np.ndarray, yaw: float, mat: int, mat2: int) -> tuple:
+def _furniture(
+    kind: str, rng: np.random.Generator, xy: np.ndarray, yaw: float, mat: int, mat2: int
+) -> tuple[list[OrientedBox], list[Cylinder], float]:
     """Boxes and cylinders of one piece; returns (boxes, cylinders, footprint radius)."""
     o = np.array([xy[0], xy[1], 0.0])
     boxes: list[OrientedBox] = []
