@@ -14,10 +14,11 @@ on rooms that never appeared in training.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -541,20 +542,34 @@ def corpus_frames(
     Views where more than `max_near_fraction` of the image is closer than the Kinect's minimum range
     are redrawn. `noise` defaults to `default_noise(width)`.
     """
+    for r in range(num_rooms):
+        yield from room_frames(r, views_per_room, width, height, seed, split, noise, max_near_fraction)
+
+
+def room_frames(
+    room_index: int,
+    views_per_room: int,
+    width: int = 160,
+    height: int = 120,
+    seed: int = 0,
+    split: Split = "train",
+    noise: KinectNoiseModel | None = None,
+    max_near_fraction: float = 0.3,
+) -> Iterator[CorpusFrame]:
+    """The views of one room (rooms are independent, so they can be rendered in parallel)."""
     noise = noise or default_noise(width)
     K = scaled_intrinsics(width, height)
-    for r in range(num_rooms):
-        room = make_room(room_rng(seed, split, r))
-        for v in range(views_per_room):
-            rng = view_rng(seed, split, r, v)
-            for _ in range(20):
-                c2w = sample_view(room, rng)
-                view = room.render(K, c2w, height, width)
-                if (view.depth < noise.min_range_m).mean() <= max_near_fraction:
-                    break
-            raw = noise.corrupt_raw(view.depth, view.rgb, rng, K=K, albedo=view.albedo, normals=view.normals)
-            rgb8 = (view.rgb * 255 + 0.5).astype(np.uint8)
-            yield CorpusFrame(rgb8, view.depth, raw, view.albedo, view.normals, K, c2w, split, r, v)
+    room = make_room(room_rng(seed, split, room_index))
+    for v in range(views_per_room):
+        rng = view_rng(seed, split, room_index, v)
+        for _ in range(20):
+            c2w = sample_view(room, rng)
+            view = room.render(K, c2w, height, width)
+            if (view.depth < noise.min_range_m).mean() <= max_near_fraction:
+                break
+        raw = noise.corrupt_raw(view.depth, view.rgb, rng, K=K, albedo=view.albedo, normals=view.normals)
+        rgb8 = (view.rgb * 255 + 0.5).astype(np.uint8)
+        yield CorpusFrame(rgb8, view.depth, raw, view.albedo, view.normals, K, c2w, split, room_index, v)
 
 
 def default_noise(width: int) -> KinectNoiseModel:
@@ -566,6 +581,24 @@ CORPUS_FILE = "corpus.json"
 CORPUS_FORMAT = "diffnerf-ns corpus v1"
 
 
+def _write_room(out_dir: Path, room: int, views_per_room: int, width: int, height: int, seed: int, split: Split) -> str:
+    """Render one room and write its shard; returns the file name."""
+    views = list(room_frames(room, views_per_room, width, height, seed, split))
+    name = f"{split}_room_{room:05d}.npz"
+    np.savez_compressed(  # ~40 KB per 160x120 frame
+        out_dir / name,
+        rgb=np.stack([f.rgb for f in views]),
+        depth_mm=np.stack([depth_to_png_mm(f.depth) for f in views]),
+        raw_disparity=np.stack([f.raw_disparity for f in views]),
+        albedo=np.stack([np.round(f.albedo * 255).astype(np.uint8) for f in views]),
+        normals=np.stack([np.round(f.normals * 127).astype(np.int8) for f in views]),
+        K=views[0].K,
+        c2w=np.stack([f.c2w for f in views]),
+        view=np.array([f.view for f in views]),
+    )
+    return name
+
+
 def write_corpus(
     out_dir: Path,
     num_rooms: int,
@@ -574,32 +607,25 @@ def write_corpus(
     height: int = 120,
     seed: int = 0,
     split: Split = "train",
+    workers: int = 1,
     progress: bool = True,
 ) -> Path:
-    """Render a corpus to `out_dir`: one `.npz` per room, then `corpus.json` (written last: a complete corpus)."""
+    """Render a corpus to `out_dir`: one `.npz` per room, then `corpus.json` (written last: a complete corpus).
+
+    With `workers > 1` rooms render in parallel processes; the shards are identical either way.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CORPUS_FILE).unlink(missing_ok=True)
-    frames = corpus_frames(num_rooms, views_per_room, width, height, seed, split)
-    files = []
-    bar = tqdm(total=num_rooms * views_per_room, desc=f"rendering {split} corpus", disable=not progress)
-    for room, group in itertools.groupby(frames, key=lambda f: f.room):
-        views = list(group)
-        bar.update(len(views))
-        name = f"{split}_room_{room:05d}.npz"
-        np.savez_compressed(  # ~40 KB per 160x120 frame
-            out_dir / name,
-            rgb=np.stack([f.rgb for f in views]),
-            depth_mm=np.stack([depth_to_png_mm(f.depth) for f in views]),
-            raw_disparity=np.stack([f.raw_disparity for f in views]),
-            albedo=np.stack([np.round(f.albedo * 255).astype(np.uint8) for f in views]),
-            normals=np.stack([np.round(f.normals * 127).astype(np.int8) for f in views]),
-            K=views[0].K,
-            c2w=np.stack([f.c2w for f in views]),
-            view=np.array([f.view for f in views]),
-        )
-        files.append(name)
-    bar.close()
+    job = partial(
+        _write_room, out_dir, views_per_room=views_per_room, width=width, height=height, seed=seed, split=split
+    )
+    bar = partial(tqdm, total=num_rooms, desc=f"rendering {split} corpus (rooms)", disable=not progress)
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            files = list(bar(pool.map(job, range(num_rooms))))
+    else:
+        files = list(bar(map(job, range(num_rooms))))
     spec = {"format": CORPUS_FORMAT, "seed": seed, "split": split, "num_rooms": num_rooms}
     spec |= {"views_per_room": views_per_room, "width": width, "height": height, "files": files}
     spec["noise"] = asdict(default_noise(width))
@@ -640,10 +666,12 @@ class MakeCorpus:
     seed: int = 0
     split: Split = "train"
     """"heldout" rooms come from a seed stream disjoint from "train": benchmark on them."""
+    workers: int = 1
+    """Processes rendering rooms in parallel (one core each)."""
 
     def main(self) -> None:
         path = write_corpus(
-            self.out, self.num_rooms, self.views_per_room, self.width, self.height, self.seed, self.split
+            self.out, self.num_rooms, self.views_per_room, self.width, self.height, self.seed, self.split, self.workers
         )
         print(f"wrote {self.num_rooms * self.views_per_room} frames to {path}")
 

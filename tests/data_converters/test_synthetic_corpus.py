@@ -81,10 +81,11 @@ def test_rooms_are_varied() -> None:
 
 
 def test_written_corpus_reads_back_the_same_frames(tmp_path) -> None:
-    """Catches shards that lose precision beyond 1 mm, mix up rooms/views, or a half-written folder read as done."""
+    """Catches shards that lose precision beyond 1 mm, mix up rooms/views (parallel writers), or a half-written
+    folder read as done."""
     from data_converters.synthetic.corpus import read_corpus, write_corpus
 
-    out = write_corpus(tmp_path / "c", 2, 2, 40, 30, seed=4, split="heldout", progress=False)
+    out = write_corpus(tmp_path / "c", 2, 2, 40, 30, seed=4, split="heldout", workers=2, progress=False)
     back = list(read_corpus(out))
     direct = list(corpus_frames(2, 2, 40, 30, seed=4, split="heldout"))
     assert [(f.room, f.view, f.split) for f in back] == [(f.room, f.view, f.split) for f in direct]
