@@ -95,6 +95,8 @@ class CorpusRoom:
     ambient: float = 0.3
     surface_materials: tuple[int, int, int] = (0, 1, 2)
     """Materials of floor, ceiling and walls."""
+    shadows: bool = True
+    """Cast shadows from the lights (one extra ray cast per light)."""
 
     def render(self, K: np.ndarray, c2w: np.ndarray, height: int, width: int) -> RenderedView:
         """Ray-cast a pinhole view (nerfstudio pixel centres at +0.5; `c2w` in OpenCV axes)."""
@@ -191,12 +193,20 @@ class CorpusRoom:
         return np.clip((1 - w) * c1 + w * c2, 0.0, 1.0)
 
     def _irradiance(self, points: np.ndarray, normal: np.ndarray) -> np.ndarray:
-        """Ambient plus Lambertian point lights with distance falloff (no cast shadows)."""
+        """Ambient plus Lambertian point lights with distance falloff and cast shadows.
+
+        Shadow rays are cast from each light to every point (one origin, so the same vectorised
+        intersection serves): a point is lit when nothing is hit before it.
+        """
         light = np.full((len(points), 3), self.ambient)
         for pos, colour in self.lights:
             to = pos - points
             dist2 = np.einsum("ij,ij->i", to, to)
             lambert = np.clip(np.einsum("ij,ij->i", normal, to) / np.sqrt(dist2), 0, None)
+            facing = np.flatnonzero(lambert > 0)
+            if self.shadows and len(facing):
+                t_hit = self._intersect(np.asarray(pos, dtype=np.float64), -to[facing])[0]
+                lambert[facing[t_hit < 1.0 - 1e-4]] = 0.0
             light += (lambert / (1 + 0.08 * dist2))[:, None] * colour
         return light
 
@@ -462,6 +472,8 @@ def make_room(rng: np.random.Generator) -> CorpusRoom:
         room.boxes.append(OrientedBox(tuple(pos), tuple(half), full, new_material(rng.random() < 0.3)))
     for _ in range(int(rng.integers(1, 4))):
         pos = np.array([*rng.uniform(lo[:2] + 0.5, hi[:2] - 0.5), size[2] - rng.uniform(0.1, 0.6)])
+        if room.clearance(pos) < 0.05:  # inside an L-shape's wall block or a tall shelf: it would light nothing
+            continue
         tint = np.array([1.0, rng.uniform(0.85, 1.0), rng.uniform(0.65, 1.0)])
         room.lights.append((pos, rng.uniform(0.4, 1.1) * tint))
     room.ambient = float(rng.uniform(0.15, 0.45))

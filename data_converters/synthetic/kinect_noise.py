@@ -123,7 +123,7 @@ class KinectNoiseModel:
     max_range_m: float = 8.0
     ir_threshold: float = 0.01
     """Return `albedo * cos / d^2` (d in metres) below which the speckle is lost (50% dropout point)."""
-    ir_softness: float = 0.35
+    ir_softness: float = 0.25
     """Log-spread of the dropout threshold: 0 makes it a hard cut."""
     glancing_cos: float = 0.15
     """Incidence cosine below which no speckle is matched."""
@@ -132,9 +132,9 @@ class KinectNoiseModel:
     edge_jump_m: float = 0.1
     edge_dropout: float = 0.25
     """Probability that a pixel beside a depth jump loses its match (the correlation window straddles two depths)."""
-    blob_dropout: float = 0.03
+    blob_dropout: float = 0.01
     """Fraction of the image lost in random blobs (specular spots, speckle interference)."""
-    blob_scale_px: float = 16.0
+    blob_scale_px: float = 24.0
     """Blob size in native 640x480 pixels."""
     misregistration_px: float = 0.0
     """Std of the depth-to-RGB shift (pixels of this image) for depth registered to a colour camera; 0 = none."""
@@ -228,7 +228,7 @@ class KinectNoiseModel:
             albedo = albedo.mean(-1)
         ir = albedo * cos / np.maximum(depth, 1e-3) ** 2
         px = _native_scale(fx)
-        jitter = correlated_noise(depth.shape, self.correlated_scale_px * px, rng)  # dropouts come in blobs, not salt
+        jitter = correlated_noise(depth.shape, 2.5 * self.correlated_scale_px * px, rng)  # blobs, not salt
         threshold = self.ir_threshold * np.exp(self.ir_softness * jitter)
         weak = ir < threshold
         glancing = cos < self.glancing_cos
