@@ -106,7 +106,7 @@ def misregister(raw: np.ndarray, shift_px: tuple[float, float], scale: float, fi
 
 @dataclass
 class KinectNoiseModel:
-    """Parameters of the corruption; defaults give NYU-like hole ratios (5-20%) and Kinect noise levels."""
+    """Parameters of the corruption; defaults tuned against real hole statistics (benchmarks/results/corpus.md)."""
 
     baseline_m: float = PROJECTOR_FROM_IR_M
     """IR projector position along the image camera's +x axis (Kinect v1: 7.5 cm right of the IR camera)."""
@@ -117,7 +117,7 @@ class KinectNoiseModel:
     correlated_sigma: float = 0.25
     """Std of the spatially correlated part of the disparity noise, raw units."""
     correlated_scale_px: float = 12.0
-    """Correlation length of disparity noise and of dropout blobs, in pixels of the native 640x480 Kinect image."""
+    """Correlation length of disparity noise in native 640x480 Kinect pixels (weak-return blobs: 2.5x)."""
     min_range_m: float = 0.72
     """The NYU toolbox rejects raw < 600 (0.71 m)."""
     max_range_m: float = 8.0
