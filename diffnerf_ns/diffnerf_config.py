@@ -17,7 +17,7 @@ from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from diffnerf_ns.data.nyu_dataparser import NyuDataParserConfig
+from diffnerf_ns.data.rgbd_dataparser import RgbdDataParserConfig
 from diffnerf_ns.data.rgbd_dataset import RGBDDataset
 from diffnerf_ns.device import default_device
 from diffnerf_ns.models.diffnerf_model import DiffNerfModelConfig
@@ -38,7 +38,7 @@ def _trainer(method_name: str, model: DiffNerfModelConfig, max_num_iterations: i
         pipeline=VanillaPipelineConfig(
             datamanager=VanillaDataManagerConfig(
                 _target=VanillaDataManager[RGBDDataset],
-                dataparser=NyuDataParserConfig(),
+                dataparser=RgbdDataParserConfig(),
                 train_num_rays_per_batch=4096,
                 eval_num_rays_per_batch=4096,
             ),

@@ -73,13 +73,6 @@ def cropped_rgb_intrinsics() -> np.ndarray:
 ACCEL_TO_CAMERA = np.diag([-1.0, -1.0, 1.0])
 
 
-def to_nerfstudio_intrinsics(K: np.ndarray) -> np.ndarray:
-    """OpenCV intrinsics (pixel centres at integers) to nerfstudio's (centres at +0.5): shift cx, cy by 0.5."""
-    K = np.asarray(K, dtype=np.float64).copy()
-    K[:2, 2] += 0.5
-    return K
-
-
 # Raw Kinect disparity <-> metres (toolbox `depth_rel2depth_abs.m`); REFERENCE §1.
 RAW_A, RAW_B = 351.3, 1092.5  # metres = RAW_A / (RAW_B - raw)
 RAW_INVALID = 2047

@@ -1,4 +1,4 @@
-"""`diffnerf-convert-nyu raw|labeled`: NYU Depth V2 into a posed nerfstudio RGB-D scene.
+"""NYU Depth V2 raw scene folder into a posed nerfstudio RGB-D scene (CLI: `diffnerf-convert nyu-raw`).
 
 Raw: list files, synchronise, read + register each kept pair (cached per frame in a work folder,
 so an interrupted run resumes), estimate poses, write keyframes (or all posed frames). The metadata
@@ -11,21 +11,18 @@ import logging
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
 
 import cv2
 import numpy as np
-import tyro
 from tqdm import tqdm
 
-from data_converters.nerfstudio_scene import RGBDFrame, depth_to_png_mm, write_scene
-from data_converters.nyu.cache import default_output, fingerprint, invalidate, is_cached
-from data_converters.nyu.calibration import to_nerfstudio_intrinsics
-from data_converters.nyu.labeled import export_labeled_scene, labeled_pose_config
-from data_converters.nyu.poses import PoseConfig, estimate_trajectory
+from data_converters.cache import default_output, fingerprint, invalidate, is_cached
+from data_converters.nerfstudio_scene import RGBDFrame, depth_to_png_mm, to_nerfstudio_intrinsics, write_scene
+from data_converters.nyu.calibration import ACCEL_TO_CAMERA
 from data_converters.nyu.raw_reader import NYUFormatError, list_raw_scene, read_accel_dump, read_pgm, read_ppm
 from data_converters.nyu.registration import DepthRegistration
 from data_converters.nyu.sync import SyncedFrame, synchronise
+from data_converters.poses import PoseConfig, estimate_trajectory
 
 LOG = logging.getLogger(__name__)
 
@@ -85,11 +82,12 @@ def _load_cached(work: Path, frame: SyncedFrame) -> tuple[np.ndarray, np.ndarray
     return rgb, cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED).astype(np.float32) * 1e-3
 
 
-def _read_accel(frame: SyncedFrame) -> np.ndarray | None:
+def _read_up(frame: SyncedFrame) -> np.ndarray | None:
+    """Measured up direction in RGB camera axes (the accelerometer reading, rotated out of the Kinect's axes)."""
     if frame.accel is None:
         return None
     try:
-        return read_accel_dump(frame.accel.path)
+        return ACCEL_TO_CAMERA @ read_accel_dump(frame.accel.path)
     except NYUFormatError as err:
         LOG.warning("ignoring accelerometer reading: %s", err)
         return None
@@ -130,7 +128,7 @@ def convert_raw(
             reg.K,
             width,
             height,
-            accel=[_read_accel(f) for f in frames],
+            up=[_read_up(f) for f in frames],
             config=options.poses,
             progress=bar.update,
         )
@@ -188,42 +186,3 @@ def convert_raw(
     )
     shutil.rmtree(work)
     return out_dir
-
-
-@dataclass
-class Raw:
-    """Convert a raw NYU scene folder (r-*.ppm, d-*.pgm, a-*.dump) into a posed nerfstudio scene."""
-
-    scene: tyro.conf.Positional[Path]
-    out: Path | None = None
-    """Output folder (default: <scene>_nerfstudio next to the scene folder)."""
-    options: RawOptions = field(default_factory=RawOptions)
-
-    def main(self) -> None:
-        print(f"wrote {convert_raw(self.scene, self.out, self.options)}")
-
-
-@dataclass
-class Labeled:
-    """Export the labeled frames of one scene of nyu_depth_v2_labeled.mat as a (few-view) posed scene."""
-
-    mat: tyro.conf.Positional[Path]
-    scene: Annotated[str, tyro.conf.arg(aliases=["-s"])]
-    """Scene name, e.g. kitchen_0028b."""
-    out: Path | None = None
-    """Output folder (default: <scene>_nerfstudio next to the .mat file)."""
-    depth: Literal["rawDepths", "depths"] = "rawDepths"
-    """rawDepths keeps sensor holes (0); depths is hole-filled by colourisation."""
-    poses: PoseConfig = field(default_factory=labeled_pose_config)
-
-    def main(self) -> None:
-        print(f"wrote {export_labeled_scene(self.mat, self.scene, self.out, self.depth, self.poses)}")
-
-
-def entrypoint() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    tyro.extras.subcommand_cli_from_dict({"raw": Raw, "labeled": Labeled}).main()
-
-
-if __name__ == "__main__":
-    entrypoint()

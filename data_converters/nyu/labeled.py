@@ -18,11 +18,11 @@ import numpy as np
 import scipy.io
 from tqdm import tqdm
 
-from data_converters.nerfstudio_scene import RGBDFrame, write_scene
+from data_converters.cache import default_output, fingerprint, invalidate, is_cached
+from data_converters.nerfstudio_scene import RGBDFrame, to_nerfstudio_intrinsics, write_scene
 from data_converters.nyu import calibration as cal
-from data_converters.nyu.cache import default_output, fingerprint, invalidate, is_cached
-from data_converters.nyu.poses import PoseConfig, estimate_trajectory
 from data_converters.nyu.raw_reader import NYUFormatError
+from data_converters.poses import PoseConfig, estimate_trajectory
 
 LABELED_KEYS = ("images", "depths", "rawDepths", "scenes", "sceneTypes", "rawRgbFilenames", "rawDepthFilenames")
 
@@ -187,7 +187,7 @@ def export_labeled_scene(
     invalidate(out_dir)
     return write_scene(
         out_dir,
-        cal.to_nerfstudio_intrinsics(K),
+        to_nerfstudio_intrinsics(K),
         width,
         height,
         (RGBDFrame(*images[i], traj.c2w[i], f"frame_{i:05d}") for i in sorted(traj.c2w)),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from data_converters.capture import CaptureFormatError
 from data_converters.nyu.calibration import HEIGHT, WIDTH
 
 _NAME_RE = re.compile(r"^([rda])-(\d+(?:\.\d+)?)-(\d+)\.(ppm|pgm|dump)$")
@@ -22,7 +23,7 @@ GRAVITY = 9.80665
 ACCEL_DUMP_SIZE = 12  # libfreenect raw tilt state: int16 x, y, z; int8 tilt; padding; int32 status
 
 
-class NYUFormatError(ValueError):
+class NYUFormatError(CaptureFormatError):
     """An input file or folder is not what an NYU raw scene should contain."""
 
 

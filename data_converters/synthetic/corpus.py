@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import tyro
 from tqdm import tqdm
 
 from data_converters.nerfstudio_scene import depth_to_png_mm
@@ -664,33 +663,3 @@ def read_corpus(corpus_dir: Path) -> Iterator[CorpusFrame]:
                     data["albedo"][i].astype(np.float32) / 255.0, data["normals"][i].astype(np.float32) / 127.0,
                     data["K"], data["c2w"][i], spec["split"], room, int(view),
                 )  # fmt: skip
-
-
-@dataclass
-class MakeCorpus:
-    """Render the procedural indoor corpus (train or held-out rooms) to .npz shards with exact and Kinect depth."""
-
-    out: Path = Path("outputs/corpus/train")
-    num_rooms: int = 100
-    views_per_room: int = 10
-    width: int = 160
-    height: int = 120
-    seed: int = 0
-    split: Split = "train"
-    """"heldout" rooms come from a seed stream disjoint from "train": benchmark on them."""
-    workers: int = 1
-    """Processes rendering rooms in parallel (one core each)."""
-
-    def main(self) -> None:
-        path = write_corpus(
-            self.out, self.num_rooms, self.views_per_room, self.width, self.height, self.seed, self.split, self.workers
-        )
-        print(f"wrote {self.num_rooms * self.views_per_room} frames to {path}")
-
-
-def entrypoint() -> None:
-    tyro.cli(MakeCorpus).main()
-
-
-if __name__ == "__main__":
-    entrypoint()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tyro
 from tqdm import tqdm
 
 from data_converters.nerfstudio_scene import RGBDFrame, write_scene
@@ -59,29 +57,3 @@ def make_demo_scene(
             "seed": seed,
         },
     )
-
-
-@dataclass
-class MakeDemo:
-    """Render the built-in demo room as a nerfstudio RGB-D scene."""
-
-    out: Path = Path("outputs/demo_scene")
-    num_frames: int = 40
-    width: int = 160
-    height: int = 120
-    seed: int = 0
-    kinect_noise: bool = False
-    """Store Kinect-corrupted depth (as the sensor would) instead of exact depth."""
-
-    def main(self) -> None:
-        noise = KinectNoiseModel.registered_to_rgb() if self.kinect_noise else None
-        path = make_demo_scene(self.out, self.num_frames, self.width, self.height, self.seed, noise)
-        print(f"wrote {path}")
-
-
-def entrypoint() -> None:
-    tyro.cli(MakeDemo).main()
-
-
-if __name__ == "__main__":
-    entrypoint()

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tyro
 from tqdm import tqdm
 
 from data_converters.nerfstudio_scene import depth_to_png_mm
@@ -168,26 +167,3 @@ def load_ground_truth(gt_dir: Path) -> tuple[dict, np.ndarray]:
     """Ground-truth record and (N, 4, 4) OpenCV RGB camera-to-world poses of the kept frames."""
     record = json.loads((Path(gt_dir) / "ground_truth.json").read_text())
     return record, np.asarray(record["c2w_opencv_rgb"])
-
-
-@dataclass
-class MakeNYURaw:
-    """Write a synthetic NYU Depth V2 raw scene folder (and its ground truth beside it)."""
-
-    out: Path = Path("outputs/synthetic_nyu_raw/living_room_0001")
-    spec: NYURawSpec = field(default_factory=NYURawSpec)
-
-    def main(self) -> None:
-        gt = write_nyu_raw_scene(self.out, self.spec)
-        print(
-            f"wrote {gt.scene_dir} ({len(gt.depth_files)} good frames, {len(gt.dropped_depth_files)} without RGB, "
-            f"{len(gt.invalid_depth_files)} all-invalid); ground truth in {gt.gt_dir}"
-        )
-
-
-def entrypoint() -> None:
-    tyro.cli(MakeNYURaw).main()
-
-
-if __name__ == "__main__":
-    entrypoint()

@@ -17,7 +17,7 @@ class RGBDDataset(DepthDataset):
         if dataparser_outputs.metadata.get("depth_filenames") is None:
             raise ValueError(
                 "diffnerf needs measured depth: the dataparser gave no depth_filenames. "
-                "Use the `nyu` dataparser or a transforms.json whose frames have depth_file_path."
+                "Use the `rgbd` dataparser or a transforms.json whose frames have depth_file_path."
             )
         super().__init__(dataparser_outputs, scale_factor)
         self.confidence_filenames = self.metadata.get("depth_confidence_filenames")

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from data_converters.capture import CaptureFormatError
 from data_converters.nyu.convert import convert_raw
 from data_converters.nyu.raw_reader import (
     NYUFormatError,
@@ -19,7 +20,7 @@ from data_converters.nyu.raw_reader import (
     read_ppm,
 )
 from data_converters.nyu.raw_writer import write_pgm
-from data_converters.nyu.resolve import ensure_nerfstudio_scene
+from data_converters.resolve import ensure_nerfstudio_scene
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, write_nyu_raw_scene
 
 
@@ -78,9 +79,9 @@ def test_folder_that_is_not_an_nyu_scene(tmp_path: Path) -> None:
     (tmp_path / "image.png").write_bytes(b"")
     with pytest.raises(NYUFormatError, match=r"not an NYU raw scene \(found 0 d-\*\.pgm and 0 r-\*\.ppm files\)"):
         list_raw_scene(tmp_path)
-    with pytest.raises(NYUFormatError, match="not an NYU raw scene"):
+    with pytest.raises(CaptureFormatError, match="no known RGB-D layout; expected one of: NYU raw"):
         ensure_nerfstudio_scene(tmp_path)
-    with pytest.raises(NYUFormatError, match=r"nowhere: does not exist"):
+    with pytest.raises(CaptureFormatError, match=r"nowhere: does not exist"):
         ensure_nerfstudio_scene(tmp_path / "nowhere")
 
 

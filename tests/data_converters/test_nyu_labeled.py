@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 
-from data_converters.nerfstudio_scene import load_scene
+from data_converters.nerfstudio_scene import load_scene, to_nerfstudio_intrinsics
 from data_converters.nyu import calibration as cal
 from data_converters.nyu.evaluation import absolute_trajectory_error
 from data_converters.nyu.labeled import LabeledNYU, export_labeled_scene, read_splits
 from data_converters.nyu.raw_reader import NYUFormatError
-from data_converters.nyu.resolve import ensure_nerfstudio_scene
+from data_converters.resolve import ensure_nerfstudio_scene
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
 
 SCENES = ["living_room_0001"] * 4 + ["kitchen_0002"]
@@ -98,7 +98,7 @@ def test_export_scene_is_posed(labeled_mat: tuple[Path, list[np.ndarray], np.nda
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["frames_in_scene"] == 4 and meta["frames_written"] == 4 and not meta["dropped"]
     assert (scene.width, scene.height) == (561, 427)
-    np.testing.assert_allclose(scene.K, cal.to_nerfstudio_intrinsics(cal.cropped_rgb_intrinsics()))
+    np.testing.assert_allclose(scene.K, to_nerfstudio_intrinsics(cal.cropped_rgb_intrinsics()))
     assert (scene.rgb(0) < 255).any(axis=-1).mean() > 0.99  # the white border is cropped away
     assert absolute_trajectory_error(scene.c2w, poses[:4]) < 0.01
     with pytest.raises(NYUFormatError, match="needs a scene name"):

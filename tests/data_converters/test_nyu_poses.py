@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from data_converters.nyu.evaluation import absolute_trajectory_error, relative_rotation_errors
-from data_converters.nyu.poses import PoseConfig, estimate_trajectory
+from data_converters.poses import PoseConfig, estimate_trajectory
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
 

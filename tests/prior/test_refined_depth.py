@@ -13,7 +13,7 @@ from nerfstudio.models.depth_nerfacto import DepthNerfactoModel
 from PIL import Image
 
 from data_converters.nerfstudio_scene import depth_to_png_mm, read_depth_png
-from diffnerf_ns.data.nyu_dataparser import NyuDataParserConfig
+from diffnerf_ns.data.rgbd_dataparser import RgbdDataParserConfig
 from diffnerf_ns.data.rgbd_dataset import RGBDDataset
 
 
@@ -40,9 +40,9 @@ def with_refined_depth(demo_scene: Path, out: Path) -> Path:
 
 def test_refined_depth_and_confidence_reach_the_batch(demo_scene: Path, tmp_path: Path) -> None:
     scene = with_refined_depth(demo_scene, tmp_path / "scene")
-    parser = NyuDataParserConfig(data=scene, depth_source="refined").setup()
+    parser = RgbdDataParserConfig(data=scene, depth_source="refined").setup()
     dataset = RGBDDataset(parser.get_dataparser_outputs("train"))
-    raw_parser = NyuDataParserConfig(data=scene).setup()
+    raw_parser = RgbdDataParserConfig(data=scene).setup()
     raw = RGBDDataset(raw_parser.get_dataparser_outputs("train"))
     refined_seen = raw_seen = 0
     for i, path in enumerate(dataset.depth_filenames):

@@ -1,7 +1,10 @@
-"""The `nyu` DataParser: NYU Depth V2 (raw folders, labeled .mat, converted scenes) in metric scene units.
+"""The `rgbd` DataParser (alias `nyu`): any RGB-D capture or converted scene, in metric scene units.
 
-Whatever `--data` is, it is first resolved to a converted nerfstudio RGB-D scene
-(`data_converters`), then read by nerfstudio's own parser with metric settings: poses are
+Whatever `--data` is (NYU raw folder or labeled .mat, TUM, Redwood/ICL, 3DMatch/7-Scenes/SUN3D, a
+plain colour + depth folder, or a converted scene), its layout is detected and it is converted once
+into a cache (`data_converters.resolve`). The converted scene is then read by nerfstudio's own parser,
+configured as a copy of this parser's config: the config itself is never changed, so a saved
+`config.yml` still names the user's input and a rerun reuses the cache. Poses are
 centred but not rescaled, so one scene unit is one metre and depth supervision needs no
 rescaling. The scene box is fitted to the back-projected depth, so it covers the whole room,
 not just the camera path.
@@ -10,7 +13,7 @@ not just the camera path.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -21,27 +24,34 @@ from nerfstudio.data.dataparsers.nerfstudio_dataparser import Nerfstudio, Nerfst
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
+from data_converters.layouts import Layout
 from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, backproject, read_depth_png
 
 
 @dataclass
-class NyuDataParserConfig(NerfstudioDataParserConfig):
-    """NYU Depth V2 / RGB-D scene parser; metric units, every 8th frame held out by default."""
+class RgbdDataParserConfig(NerfstudioDataParserConfig):
+    """Any RGB-D capture (layout detected) or converted scene; metric units, every 8th frame held out by default."""
 
-    _target: type = field(default_factory=lambda: NyuDataParser)
+    _target: type = field(default_factory=lambda: RgbdDataParser)
     data: Path = Path("outputs/demo_scene")
-    """A converted scene (has transforms.json), a raw NYU scene folder, or nyu_depth_v2_labeled.mat."""
+    """A converted scene (transforms.json), a capture folder of any supported layout, or nyu_depth_v2_labeled.mat."""
+    layout: Layout = "auto"
+    """Capture layout; 'auto' detects it from the files."""
+    poses: Literal["given", "estimate"] = "given"
+    """'estimate' re-estimates poses with RGB-D odometry even when the capture gives them."""
+    depth_unit: float = 1e-3
+    """Metres per stored depth value, for plain folders only (other layouts define their unit)."""
     scene_name: str | None = None
     """Scene to export when --data is the labeled .mat (e.g. bedroom_0001)."""
     cache_dir: Path | None = None
-    """Where raw/labeled input is converted to (default: beside the input); reused on later runs."""
+    """Where raw input is converted to (default: beside the input); reused on later runs."""
     depth_source: Literal["raw", "refined"] = "raw"
     """'refined' supervises with prior-refined depth where `diffnerf-prior refine` wrote it."""
     scale_factor: float = 1.0
     """Scene units per metre. Keep 1.0 so depth losses and jitter ranges are in metres."""
     auto_scale_poses: bool = False
     orientation_method: Literal["pca", "up", "vertical", "none"] = "none"
-    """Converted NYU scenes are already levelled z-up from the accelerometer."""
+    """Converted NYU raw scenes are levelled z-up from the accelerometer; other layouts keep their world frame."""
     center_method: Literal["poses", "focus", "none"] = "poses"
     eval_mode: Literal["fraction", "filename", "interval", "all"] = "interval"
     eval_interval: int = 8
@@ -52,14 +62,14 @@ class NyuDataParserConfig(NerfstudioDataParserConfig):
     """Fractional padding of the fitted box."""
 
 
-class NyuDataParser(Nerfstudio):
+class RgbdDataParser(Nerfstudio):
     """Resolves the input to a converted scene, then parses it with metric settings and a room-sized box."""
 
-    config: NyuDataParserConfig
+    config: RgbdDataParserConfig
 
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
         scene_dir = self._resolve_scene()
-        self.config.data = scene_dir
+        scene_parser = Nerfstudio(replace(self.config, data=scene_dir))
         meta = json.loads((scene_dir / "transforms.json").read_text())
         missing = [f["file_path"] for f in meta["frames"] if "depth_file_path" not in f]
         if missing:
@@ -67,10 +77,10 @@ class NyuDataParser(Nerfstudio):
                 f"{scene_dir / 'transforms.json'}: {len(missing)} frame(s) have no depth_file_path "
                 f"(first: {missing[0]}); diffnerf needs RGB-D input and never invents depth."
             )
-        outputs = super()._generate_dataparser_outputs(split, **kwargs)
+        outputs = scene_parser._generate_dataparser_outputs(split, **kwargs)
         if self.config.depth_source == "refined":
             outputs = self._use_refined_depth(outputs, scene_dir, meta)
-        train = outputs if split == "train" else super()._generate_dataparser_outputs("train", **kwargs)
+        train = outputs if split == "train" else scene_parser._generate_dataparser_outputs("train", **kwargs)
         lo, hi = self._room_bounds(scene_dir, train)
         outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
         outputs.metadata["dataparser_scale"] = outputs.dataparser_scale
@@ -82,9 +92,18 @@ class NyuDataParser(Nerfstudio):
             return data
         if not data.exists():
             raise FileNotFoundError(f"--data {data}: no such file or folder")
-        from data_converters.nyu.resolve import ensure_nerfstudio_scene
+        # Imported here: conversion pulls in open3d, which `ns-train --help` should not wait for.
+        from data_converters.convert import ConvertOptions
+        from data_converters.resolve import ensure_nerfstudio_scene
 
-        return ensure_nerfstudio_scene(data, cache_dir=self.config.cache_dir, scene_name=self.config.scene_name)
+        return ensure_nerfstudio_scene(
+            data,
+            cache_dir=self.config.cache_dir,
+            scene_name=self.config.scene_name,
+            layout=self.config.layout,
+            options=ConvertOptions(poses=self.config.poses),
+            depth_unit=self.config.depth_unit,
+        )
 
     def _use_refined_depth(self, outputs: DataparserOutputs, scene_dir: Path, meta: dict) -> DataparserOutputs:
         """Swap in refined depth (and its confidence) per frame, keeping raw depth where none was written."""
@@ -128,6 +147,7 @@ class NyuDataParser(Nerfstudio):
 
 # Registered here, not beside the methods: nerfstudio loads dataparser entry points while its
 # datamanager module is still importing, so this module must not import the datamanager.
-nyu_dataparser = DataParserSpecification(
-    config=NyuDataParserConfig(), description="NYU Depth V2 raw / labeled / converted RGB-D scenes (metric)"
+rgbd_dataparser = DataParserSpecification(
+    config=RgbdDataParserConfig(),
+    description="any RGB-D capture (NYU, TUM, Redwood/ICL, 3DMatch/SUN3D, plain folder) or converted scene (metric)",
 )

@@ -9,19 +9,26 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 CONVERTER_VERSION = 1
 
 
-def fingerprint(source: Path, options: dict[str, Any]) -> str:
-    """Hash of the source path, its size and modification time, the options and the converter version."""
-    source = Path(source).resolve()
-    stat = source.stat()
-    key = json.dumps(
-        [str(source), stat.st_size, stat.st_mtime_ns, options, CONVERTER_VERSION], sort_keys=True, default=str
-    )
+def fingerprint(sources: Path | Sequence[Path], options: dict[str, Any]) -> str:
+    """Hash of the source paths, their sizes and modification times, the options and the converter version.
+
+    Pass every input file of a capture (not only its folder): editing one image leaves the folder's
+    own size and time unchanged.
+    """
+    paths = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    stats = []
+    for path in paths:
+        path = Path(path).resolve()
+        stat = path.stat()
+        stats.append([str(path), stat.st_size, stat.st_mtime_ns])
+    key = json.dumps([stats, options, CONVERTER_VERSION], sort_keys=True, default=str)
     return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 

@@ -3,9 +3,9 @@
 Every frame is tracked against the current keyframe (hybrid photometric + geometric term); a frame
 becomes a keyframe once the motion since the last one passes a threshold, so pose-graph nodes and
 loop-closure searches stay few for long 30 Hz sequences. Keyframes that view the same place again
-are linked by loop-closure edges and the graph is optimised globally. Gravity measured by the
-accelerometer then levels the world so that +z is up. Frames whose odometry fails are returned
-as failures with a reason, never given a guessed pose.
+are linked by loop-closure edges and the graph is optimised globally. Gravity measured by an
+accelerometer (where the sensor has one, as NYU's Kinect) then levels the world so that +z is up.
+Frames whose odometry fails are returned as failures with a reason, never given a guessed pose.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import cv2
 import numpy as np
 import open3d as o3d
 from scipy.spatial.transform import Rotation
-
-from data_converters.nyu.calibration import ACCEL_TO_CAMERA
 
 LOG = logging.getLogger(__name__)
 FrameLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]
@@ -142,11 +140,12 @@ def estimate_trajectory(
     K: np.ndarray,
     width: int,
     height: int,
-    accel: Sequence[np.ndarray | None] | None = None,
+    up: Sequence[np.ndarray | None] | None = None,
     config: PoseConfig | None = None,
     progress: Callable[[], None] | None = None,
 ) -> Trajectory:
-    """Track, close loops, optimise and level; `accel[i]` is frame i's accelerometer reading (Kinect axes)."""
+    """Track, close loops, optimise and level; `up[i]` is frame i's measured up direction in camera axes
+    (an accelerometer reading at rest), None where unknown."""
     config = config or PoseConfig()
     est = PoseEstimator(K, width, height, config)
     traj = Trajectory()
@@ -212,8 +211,8 @@ def estimate_trajectory(
     _optimise(graph, config)
     for i, (kf, trans) in relative.items():
         traj.c2w[i] = np.asarray(graph.nodes[node_of[kf]].pose) @ trans
-    if accel is not None:
-        _level(traj, accel)
+    if up is not None:
+        _level(traj, up)
     return traj
 
 
@@ -269,11 +268,11 @@ def _optimise(graph: o3d.pipelines.registration.PoseGraph, config: PoseConfig) -
         )
 
 
-def gravity_alignment(c2w: dict[int, np.ndarray], accel: Sequence[np.ndarray | None]) -> np.ndarray | None:
+def gravity_alignment(c2w: dict[int, np.ndarray], up: Sequence[np.ndarray | None]) -> np.ndarray | None:
     """Rotation taking the mean measured up direction (world frame) to +z, or None without readings."""
     ups = [
-        c2w[i][:3, :3] @ (ACCEL_TO_CAMERA @ a) / np.linalg.norm(a)
-        for i, a in enumerate(accel)
+        c2w[i][:3, :3] @ a / np.linalg.norm(a)
+        for i, a in enumerate(up)
         if a is not None and i in c2w and np.linalg.norm(a) > 0
     ]
     if not ups:
@@ -283,9 +282,9 @@ def gravity_alignment(c2w: dict[int, np.ndarray], accel: Sequence[np.ndarray | N
     return rot.as_matrix()
 
 
-def _level(traj: Trajectory, accel: Sequence[np.ndarray | None]) -> None:
+def _level(traj: Trajectory, up: Sequence[np.ndarray | None]) -> None:
     """Rotate the world so that gravity points along -z."""
-    R = gravity_alignment(traj.c2w, accel)
+    R = gravity_alignment(traj.c2w, up)
     if R is None:
         return
     T = np.eye(4)

@@ -1,0 +1,273 @@
+"""Any parsed RGB-D capture (`Capture`) into a posed nerfstudio scene: validate, pose, write once.
+
+Every frame is read and checked before anything is written (unreadable images, all-invalid depth,
+a bad given pose: that frame is excluded with a reason; a wrong depth unit: the whole conversion
+stops with an error). Given poses are used as they are unless re-estimation is asked for; without
+them the project's RGB-D odometry + pose graph estimates them per fragment, each fragment placed in
+the given poses' world when there are any. Frames whose odometry fails are excluded, and
+`metadata.json` records every exclusion and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+from tqdm import tqdm
+
+from data_converters.cache import fingerprint, invalidate, is_cached
+from data_converters.capture import Capture, CaptureFormatError, CaptureFrame
+from data_converters.nerfstudio_scene import RGBDFrame, to_nerfstudio_intrinsics, write_scene
+from data_converters.poses import PoseConfig, Trajectory, estimate_trajectory
+
+LOG = logging.getLogger(__name__)
+PLAUSIBLE_MEDIAN_DEPTH_M = (0.1, 20.0)
+"""Median valid depth of an indoor / object capture; outside this the depth unit is almost surely wrong."""
+COMMON_UNITS = {"millimetres (1e-3)": 1e-3, "TUM 1/5000": 1 / 5000, "0.1 mm (1e-4)": 1e-4, "metres (1)": 1.0}
+
+
+@dataclass
+class ConvertOptions:
+    """How any RGB-D capture is converted."""
+
+    poses: Literal["given", "estimate"] = "given"
+    """'given' uses the capture's poses after validation (estimated when it has none); 'estimate' always
+    re-estimates them with RGB-D odometry and a pose graph."""
+    stride: int = 1
+    """Use every n-th frame of each fragment (1 = all)."""
+    keyframes_only: bool = False
+    """Keep only frames that moved enough since the last kept one (see odometry keyframe thresholds)."""
+    odometry: PoseConfig = field(default_factory=lambda: PoseConfig(depth_max=8.0))
+    """Odometry settings; depth is trusted to 8 m (not NYU's 6 m) because structured-light captures of
+    larger rooms (SUN3D's median depth is 3.6 m) still have valid far walls."""
+    max_rotation_error: float = 1e-3
+    """Largest |R R^T - I| entry for a given pose to count as a rotation."""
+
+
+def depth_unit_error(median_m: float, capture: Capture) -> str | None:
+    """Why the depth unit looks wrong given the median valid depth in metres, or None if it is plausible."""
+    lo, hi = PLAUSIBLE_MEDIAN_DEPTH_M
+    if lo <= median_m <= hi:
+        return None
+    raw = median_m / capture.depth_scale
+    fits = [name for name, unit in COMMON_UNITS.items() if lo <= raw * unit <= hi]
+    return (
+        f"{capture.root}: median valid depth is {median_m:.4g} m (stored value {raw:.4g} x {capture.depth_scale:g} "
+        f"m per unit), outside the plausible {lo}-{hi} m; the depth unit looks wrong"
+        + (f" - the values fit {' or '.join(fits)}" if fits else "")
+    )
+
+
+def pose_problem(c2w: np.ndarray, max_rotation_error: float) -> str | None:
+    """Why a given camera-to-world matrix is not a rigid transform, or None."""
+    if c2w.shape != (4, 4):
+        return f"pose has shape {c2w.shape}, not 4x4"
+    if not np.isfinite(c2w).all():
+        return "pose has non-finite entries (tracking lost)"
+    if not np.allclose(c2w[3], [0, 0, 0, 1], atol=1e-6):
+        return f"pose's last row is {c2w[3].tolist()}, not [0, 0, 0, 1]"
+    R = c2w[:3, :3]
+    if np.abs(R @ R.T - np.eye(3)).max() > max_rotation_error or np.linalg.det(R) < 0:
+        return "pose's rotation block is not a rotation (not orthonormal or a reflection)"
+    return None
+
+
+@dataclass
+class _Checked:
+    """Frames that passed reading and validation, and the reasons others did not."""
+
+    frames: list[CaptureFrame]
+    dropped: dict[str, str]
+    median_depth_m: float
+
+
+def _check_frames(capture: Capture, frames: list[CaptureFrame], progress: bool) -> _Checked:
+    """Read every frame once: unreadable / wrong-size / empty-depth frames are dropped with a reason."""
+    usable, dropped, medians = [], {}, []
+    for f in tqdm(frames, desc="checking frames", disable=not progress):
+        try:
+            capture.load_rgb(f)
+            depth = capture.load_depth_m(f)
+        except CaptureFormatError as err:
+            dropped[f.name] = f"unreadable: {err}"
+            LOG.warning("excluding frame %s: %s", f.name, err)
+            continue
+        valid = depth[depth > 0]
+        if valid.size == 0:
+            dropped[f.name] = f"no valid depth: every pixel of {f.depth_path} is invalid"
+            LOG.warning("excluding frame %s: all depth invalid", f.name)
+            continue
+        medians.append(float(np.median(valid)))
+        usable.append(f)
+    if not usable:
+        example = next(iter(dropped.values()), "no frames")
+        raise CaptureFormatError(f"{capture.root}: none of {len(frames)} frames is usable, e.g. {example}")
+    if len(usable) > 1 and len(dropped) > len(frames) // 2:
+        raise CaptureFormatError(
+            f"{capture.root}: {len(dropped)} of {len(frames)} frames are unusable (e.g. {next(iter(dropped.values()))})"
+            "; this is not a single bad frame, refusing to convert"
+        )
+    median = float(np.median(medians))
+    problem = depth_unit_error(median, capture)
+    if problem:
+        raise CaptureFormatError(problem)
+    return _Checked(usable, dropped, median)
+
+
+def _estimate_group(capture: Capture, frames: list[CaptureFrame], config: PoseConfig, progress: bool) -> Trajectory:
+    with tqdm(total=len(frames), desc=f"odometry {frames[0].group or ''}".strip(), disable=not progress) as bar:
+        return estimate_trajectory(
+            lambda i: (capture.load_rgb(frames[i]), capture.load_depth_m(frames[i])),
+            len(frames),
+            capture.K,
+            capture.width,
+            capture.height,
+            config=config,
+            progress=bar.update,
+        )
+
+
+def anchor_to_given(est: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> np.ndarray:
+    """Rigid transform placing an estimated fragment in the given poses' world: rotation averaged over
+    frames (stable even for a straight camera path, unlike a fit to camera centres), then the mean offset."""
+    names = list(est)
+    rot = Rotation.from_matrix([given[n][:3, :3] @ est[n][:3, :3].T for n in names]).mean().as_matrix()
+    T = np.eye(4)
+    T[:3, :3] = rot
+    T[:3, 3] = np.mean([given[n][:3, 3] - rot @ est[n][:3, 3] for n in names], axis=0)
+    return T
+
+
+def _estimate_poses(
+    capture: Capture, frames: list[CaptureFrame], options: ConvertOptions, dropped: dict[str, str], progress: bool
+) -> tuple[dict[str, np.ndarray], dict]:
+    """Odometry per fragment (fragments are separate recordings, tracking across them would fail).
+
+    With given poses, each fragment is placed in their world by `anchor_to_given` (fitted to the frames
+    whose given pose is valid); without them only the first fragment can be placed, and the others are
+    excluded with the reason (global registration of partially overlapping fragments is not reliable
+    enough to trust silently).
+    """
+    poses: dict[str, np.ndarray] = {}
+    summary: dict = {}
+    for k, group in enumerate(dict.fromkeys(f.group for f in frames)):
+        members = [f for f in frames if f.group == group]
+        traj = _estimate_group(capture, members, options.odometry, progress)
+        for i, reason in traj.failed.items():
+            dropped[members[i].name] = f"odometry failed: {reason}"
+        info = traj.summary()
+        summary[group or "sequence"] = info
+        valid_given = {f.name: f.c2w for f in members if f.c2w is not None and not pose_problem(f.c2w, 1e-3)}
+        anchors = {members[i].name: c for i, c in traj.c2w.items() if members[i].name in valid_given}
+        if anchors:
+            to_world = anchor_to_given(anchors, valid_given)
+        elif k == 0:
+            to_world = np.eye(4)
+        else:
+            reason = f"fragment '{group}': no valid given poses to place it in the first fragment's world"
+            LOG.warning("excluding %d frames: %s", len(traj.c2w), reason)
+            dropped.update({members[i].name: reason for i in traj.c2w})
+            continue
+        poses.update({members[i].name: to_world @ c for i, c in traj.c2w.items()})
+        info["fitness"] = {members[i].name: traj.fitness[i] for i in traj.fitness}
+    return poses, summary
+
+
+def _keyframes(names: list[str], poses: dict[str, np.ndarray], config: PoseConfig) -> list[str]:
+    """Frames that moved past the odometry keyframe thresholds since the last kept frame."""
+    kept = [names[0]]
+    for name in names[1:]:
+        rel = np.linalg.inv(poses[kept[-1]]) @ poses[name]
+        angle = np.rad2deg(np.arccos(np.clip((np.trace(rel[:3, :3]) - 1) / 2, -1, 1)))
+        if np.linalg.norm(rel[:3, 3]) > config.keyframe_translation or angle > config.keyframe_rotation_deg:
+            kept.append(name)
+    return kept
+
+
+def capture_sources(capture: Capture) -> list[Path]:
+    """Every file the conversion reads (for the cache fingerprint)."""
+    return [capture.root, *(p for f in capture.frames for p in (f.rgb_path, f.depth_path))]
+
+
+def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None = None, progress: bool = True) -> Path:
+    """Write `capture` as a nerfstudio RGB-D scene in `out` (reused when converted identically); returns `out`."""
+    options = options or ConvertOptions()
+    out = Path(out)
+    if options.stride < 1:
+        raise ValueError(f"stride {options.stride}: must be >= 1")
+    request = {
+        "options": asdict(options),
+        "layout": capture.layout,
+        "K": capture.K.tolist(),
+        "depth_scale": capture.depth_scale,
+        "poses": [None if f.c2w is None else f.c2w.tolist() for f in capture.frames],
+    }
+    fp = fingerprint(capture_sources(capture), request)
+    if is_cached(out, fp):
+        return out
+    frames = [f for g in capture.groups for f in [f for f in capture.frames if f.group == g][:: options.stride]]
+    checked = _check_frames(capture, frames, progress)
+    dropped = {**capture.skipped, **checked.dropped}
+    frames = checked.frames
+    estimate = options.poses == "estimate" or not capture.has_poses
+    if estimate:
+        poses, odometry = _estimate_poses(capture, frames, options, dropped, progress)
+        pose_source = "estimated (RGB-D odometry + pose graph per fragment)" + (
+            ", each fragment rigidly placed in the given poses' world" if capture.has_poses else ""
+        )
+    else:
+        poses, odometry = {}, None
+        for f in frames:
+            problem = pose_problem(f.c2w, options.max_rotation_error)
+            if problem:
+                dropped[f.name] = f"invalid given pose: {problem}"
+                LOG.warning("excluding frame %s: %s", f.name, problem)
+            else:
+                poses[f.name] = f.c2w
+        pose_source = f"given by the capture ({capture.layout})"
+    names = [f.name for f in frames if f.name in poses]
+    if not names:
+        raise CaptureFormatError(f"{capture.root}: no frame has a usable pose, e.g. {next(iter(dropped.values()))}")
+    if options.keyframes_only:
+        group_of = {f.name: f.group for f in frames}
+        per_group = [[n for n in names if group_of[n] == g] for g in capture.groups]
+        names = [n for members in per_group if members for n in _keyframes(members, poses, options.odometry)]
+    by_name = {f.name: f for f in frames}
+    written = [by_name[n] for n in names]
+    metadata = {
+        "source": f"RGB-D capture, {capture.layout} layout",
+        "source_path": str(Path(capture.root).resolve()),
+        "fingerprint": fp,
+        "options": asdict(options),
+        "poses": pose_source,
+        "depth_unit_m": capture.depth_scale,
+        "median_depth_m": checked.median_depth_m,
+        "reader_notes": capture.notes,
+        "frames_in_capture": len(capture.frames),
+        "frames_written": len(written),
+        "dropped": dropped,
+        "odometry": odometry,
+        "world": "the capture's world frame" if capture.has_poses else "first posed camera",
+        "intrinsics": "nerfstudio pixel convention (pixel centres at +0.5)",
+        "frames": [
+            {"name": f"frame_{k:05d}", "source": f.name, "group": f.group, "timestamp": f.timestamp}
+            for k, f in enumerate(written)
+        ],
+    }
+    invalidate(out)
+    write_scene(
+        out,
+        to_nerfstudio_intrinsics(capture.K),
+        capture.width,
+        capture.height,
+        (
+            RGBDFrame(capture.load_rgb(f), capture.load_depth_m(f), poses[f.name], f"frame_{k:05d}")
+            for k, f in enumerate(tqdm(written, desc="writing", disable=not progress))
+        ),
+        metadata,
+    )
+    return out
