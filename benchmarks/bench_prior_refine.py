@@ -1,11 +1,16 @@
-"""Depth refinement benchmark: the prior against classical hole filling, on frames with ground truth.
+"""Depth refinement benchmark: the prior against every classical fill, on synthetic and real frames.
 
-Synthetic Kinect-noise frames (rendered room + `KinectNoiseModel`) always; the NYU labeled test split
-when `--nyu-mat` (and `--nyu-splits`) are given, where the reference is NYU's colourisation-filled
-`depths` (itself a fill, so hole scores there measure agreement with it, not truth). Without
-`--prior`, a prior is trained here on synthetic frames for at most `--train-minutes`.
+- Synthetic: held-out 640x480 renders with exact depth, corrupted by `KinectNoiseModel`; scored against
+  the exact depth, overall and in the sensor's holes, plus the calibration of the prior's 90% interval.
+- Real: the NYU labeled frame and SUN3D fragment-2 frames (via the 3DMatch reader). Their truth is the
+  sensor itself: valid pixels are hidden under real hole shapes taken from *other* real frames (vertically
+  flipped, so Kinect shadows stay on their side) and every method is scored at the hidden pixels.
+- Time per frame for every method on this machine, and a picture of one real frame: RGB, raw, each fill
+  and the refined depth side by side.
 
-    python benchmarks/bench_prior_refine.py [--prior DIR] [--nyu-mat nyu_depth_v2_labeled.mat --nyu-splits splits.mat]
+Without `--prior`, a small prior is trained here first for at most `--train.max-minutes`.
+
+    python benchmarks/bench_prior_refine.py [--prior DIR]
 """
 
 from __future__ import annotations
@@ -14,20 +19,33 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import torch
 import tyro
+from PIL import Image
 
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
-from diffnerf_ns.metrics import depth_metrics
-from diffnerf_ns.prior.baselines import joint_bilateral_fill, nearest_fill, opencv_inpaint
+from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.refine import RefineConfig, refine_depth
-from diffnerf_ns.prior.sources import TrainingFrame, frames_from_labeled, synthetic_room_frames
+from diffnerf_ns.prior.refine import RefineConfig, Refinement, refine_depth
+from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, train_prior
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+FILLS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "nearest fill": lambda raw, rgb: nearest_fill(raw),
+    "OpenCV Telea": lambda raw, rgb: opencv_inpaint(raw),
+    "joint bilateral": joint_bilateral_fill,
+    "colorization (NYU toolbox)": lambda raw, rgb: colorization_fill(raw, rgb),
+}
+PRIOR = "prior refinement"
 
 
 @dataclass
@@ -41,64 +59,139 @@ class Bench:
             block_out_channels=(16, 32),
             layers_per_block=1,
             attention=False,
-            steps=3000,
+            steps=4000,
             batch_size=32,
             lr=2e-3,
             warmup_steps=100,
             ema_decay=0.995,
             checkpoint_every=1000,
-            max_minutes=8.0,
+            max_minutes=12.0,
             resume=False,  # a benchmark run trains from scratch, so its time and step counts are its own
         )
     )
-    sampling: RefineConfig = field(default_factory=lambda: RefineConfig(overlap=8))
-    frames: int = 3
-    """Held-out synthetic 640x480 frames to evaluate on."""
-    nyu_mat: Path | None = None
-    nyu_splits: Path | None = None
-    nyu_frames: int = 20
-    """First N frames of the NYU test split (refinement is slow on CPU)."""
+    sampling: RefineConfig = field(default_factory=lambda: RefineConfig(steps=10, overlap=8))
+    synthetic_frames: int = 3
+    """Held-out synthetic 640x480 frames (trajectory seed 7; training used seed 1)."""
+    sun3d_frames: int = 3
+    """Fragment-2 frames, spread evenly over its 50."""
+    fixtures: Path = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
     out: Path = Path("benchmarks/results/prior_refine.md")
     threads: int = 1
-    """torch CPU threads; 1 avoids OpenMP spin-wait stalls on a shared 2-core machine (was 60x slower)."""
+    """torch CPU threads; 1 avoids OpenMP spin-wait stalls on a shared 2-core machine."""
 
 
-def _evaluate(prior: RGBDPrior, frames: list[TrainingFrame], sampling: RefineConfig) -> tuple[dict, float]:
-    """Mean metrics per method over frames (raw on its valid pixels), and refinement seconds per frame."""
-    scores: dict[str, list[dict[str, float]]] = {}
-    seconds = []
-    for frame in frames:
-        raw, gt = frame.raw, torch.from_numpy(frame.depth)
+@dataclass
+class Case:
+    """One frame to fill: input raw (0 = missing), what to score where, and the truth there."""
+
+    name: str
+    rgb: np.ndarray
+    raw: np.ndarray
+    truth: np.ndarray
+    scored: dict[str, np.ndarray]
+    """Region name -> boolean mask of pixels scored against `truth`."""
+
+
+def _rmse(depth: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
+    return float(np.sqrt(((depth - truth)[where] ** 2).mean()))
+
+
+def _read_mm(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path)).astype(np.float32) / 1000.0
+
+
+def _hide(raw: np.ndarray, donor_holes: np.ndarray) -> np.ndarray:
+    """Valid pixels under another frame's (vertically flipped, resized) real hole mask."""
+    mask = np.asarray(Image.fromarray(donor_holes[::-1].astype(np.uint8) * 255).resize(raw.shape[::-1])) > 127
+    return mask & (raw > 0)
+
+
+def real_cases(fixtures: Path, sun3d_frames: int) -> tuple[list[Case], str]:
+    """NYU labeled frame and SUN3D fragment-2 frames with valid pixels hidden under real hole shapes."""
+    nyu = fixtures / "nyu_labeled_frame"
+    nyu_rgb = np.asarray(Image.open(nyu / "images.png").convert("RGB"))
+    nyu_raw = _read_mm(nyu / "rawdepth.png")
+    cases, note = [], ""
+    try:
+        from data_converters.layouts.threedmatch import read_threedmatch
+    except ImportError:
+        read_threedmatch, note = None, "SUN3D: not run (data_converters.layouts.threedmatch is not on this branch)."
+    if read_threedmatch is not None:
+        capture = read_threedmatch(fixtures / "sun3d_study_100")
+        fragment1 = [f for f in capture.frames if f.group == "fragment-1-rgbd-frames"]
+        fragment2 = [f for f in capture.frames if f.group == "fragment-2-rgbd-frames"]
+        donor_holes = _read_mm(fragment1[0].depth_path) <= 0
+        for frame in [fragment2[i] for i in np.linspace(0, len(fragment2) - 1, sun3d_frames).round().astype(int)]:
+            stored = np.asarray(Image.open(frame.depth_path))
+            raw = np.where(np.isin(stored, capture.invalid_depth_values), 0, stored * capture.depth_scale)
+            raw = raw.astype(np.float32)
+            hidden = _hide(raw, donor_holes)
+            rgb = np.asarray(Image.open(frame.rgb_path).convert("RGB"))
+            cases.append(Case(f"SUN3D {frame.name}", rgb, np.where(hidden, 0, raw), raw, {"hidden": hidden}))
+    # The real NYU raw frame's Kinect holes (raw 2047) are the donor shapes for the labeled frame.
+    nyu_donor = np.fromfile(fixtures / "nyu_raw_frame" / "NYU_depth.pgm", "<u2", offset=17).reshape(480, 640) == 2047
+    hidden = _hide(nyu_raw, nyu_donor)
+    cases.insert(0, Case("NYU labeled frame", nyu_rgb, np.where(hidden, 0, nyu_raw), nyu_raw, {"hidden": hidden}))
+    return cases, note
+
+
+def evaluate(prior: RGBDPrior, cases: list[Case], sampling: RefineConfig) -> tuple[dict, dict, dict]:
+    """Per method: mean RMSE per region and mean seconds per frame; prior interval coverage; fills of case 0."""
+    rmse: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, list[float]] = {}
+    coverage: dict[str, list[np.ndarray]] = {}
+    first: dict[str, np.ndarray] = {}
+    for case in cases:
+        outputs: dict[str, np.ndarray] = {}
+        for name, fill in FILLS.items():
+            start = time.perf_counter()
+            outputs[name] = fill(case.raw, case.rgb)
+            seconds.setdefault(name, []).append(time.perf_counter() - start)
         start = time.perf_counter()
-        refined, _ = refine_depth(prior, frame.rgb, raw, sampling)
-        seconds.append(time.perf_counter() - start)
-        holes = torch.from_numpy(raw <= 0)
-        methods = {
-            "nearest fill": nearest_fill(raw),
-            "OpenCV inpaint (Telea)": opencv_inpaint(raw),
-            "joint bilateral fill": joint_bilateral_fill(raw, frame.rgb),
-            "prior refinement": refined,
-        }
-        scores.setdefault("raw (valid pixels only)", []).append(
-            depth_metrics(torch.from_numpy(raw), gt, ~holes) | {"hole_rmse": float("nan")}
-        )
-        for name, depth in methods.items():
-            d = torch.from_numpy(np.ascontiguousarray(depth))
-            scores.setdefault(name, []).append(
-                depth_metrics(d, gt) | {"hole_rmse": depth_metrics(d, gt, holes)["depth_rmse"]}
-            )
-    means = {name: {k: float(np.mean([s[k] for s in rows])) for k in rows[0]} for name, rows in scores.items()}
-    return means, float(np.mean(seconds))
+        result: Refinement = refine_depth(prior, case.rgb, case.raw, sampling)
+        seconds.setdefault(PRIOR, []).append(time.perf_counter() - start)
+        outputs[PRIOR] = result.depth
+        inside = (case.truth >= result.lower) & (case.truth <= result.upper)
+        for region, where in case.scored.items():
+            coverage.setdefault(region, []).append(inside[where])
+            for name, depth in outputs.items():
+                rmse.setdefault(name, {}).setdefault(region, []).append(_rmse(depth, case.truth, where))
+        if not first:
+            first = outputs
+        print(case.name, {name: {r: round(v[-1], 4) for r, v in regions.items()} for name, regions in rmse.items()})
+    table = {name: {r: float(np.mean(v)) for r, v in regions.items()} for name, regions in rmse.items()}
+    table = {name: scores | {"seconds": float(np.mean(seconds[name]))} for name, scores in table.items()}
+    return table, {r: float(np.concatenate(v).mean()) for r, v in coverage.items()}, first
 
 
-def _table(means: dict) -> str:
-    lines = ["| method | RMSE (m) | AbsRel | δ<1.25 | RMSE in holes (m) |", "|---|---|---|---|---|"]
-    for name, m in means.items():
-        hole = "–" if np.isnan(m["hole_rmse"]) else f"{m['hole_rmse']:.3f}"
-        lines.append(
-            f"| {name} | {m['depth_rmse']:.3f} | {m['depth_abs_rel']:.4f} | {m['depth_delta1']:.4f} | {hole} |"
-        )
+def _table(scores: dict, regions: list[str]) -> str:
+    best = {r: min(s[r] for n, s in scores.items() if n != PRIOR) for r in regions}
+    head = "| method | " + " | ".join(f"RMSE {r} (m)" for r in regions) + " | s / frame |"
+    lines = [head, "|---|" + "---|" * (len(regions) + 1)]
+    for name, s in scores.items():
+        cells = [f"**{s[r]:.3f}**" if s[r] <= best[r] else f"{s[r]:.3f}" for r in regions]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {s['seconds']:.1f} |")
     return "\n".join(lines)
+
+
+def picture(case: Case, fills: dict[str, np.ndarray], path: Path) -> None:
+    """RGB, raw (with hidden pixels removed), each fill and the refined depth side by side."""
+    panels = [("RGB", case.rgb), ("raw input", case.raw), *fills.items()]
+    vmax = float(np.percentile(case.truth[case.truth > 0], 99))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0))
+    for ax, (title, image) in zip(axes, panels, strict=True):
+        if image.ndim == 3:
+            ax.imshow(image)
+        else:
+            cmap = plt.get_cmap("turbo").with_extremes(bad="black")
+            ax.imshow(np.ma.masked_equal(image, 0), cmap=cmap, vmin=0.0, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle(f"{case.name}: depth 0-{vmax:.1f} m, black = missing", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def main(bench: Bench) -> None:
@@ -111,46 +204,54 @@ def main(bench: Bench) -> None:
         losses = train_prior(synthetic_room_frames(16, 640, 480, seed=1), bench.train)
         minutes = (time.perf_counter() - start) / 60
         train_note = (
-            f"trained here on 16 synthetic 640x480 room frames with fresh Kinect corruption per patch: "
-            f"{len(losses)} steps of batch {bench.train.batch_size}, {bench.train.patch_size} px patches, "
-            f"UNet {bench.train.block_out_channels}, {minutes:.1f} min; loss {np.mean(losses[:50]):.3f} -> "
-            f"{np.mean(losses[-50:]):.3f}"
+            f"trained here on 16 synthetic 640x480 room frames (trajectory seed 1) with fresh Kinect corruption per "
+            f"patch: {len(losses)} steps of batch {bench.train.batch_size}, {bench.train.patch_size} px patches, "
+            f"UNet {bench.train.block_out_channels}, hole weight {bench.train.hole_weight}, {minutes:.1f} min; "
+            f"loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f}"
         )
         bench.prior = bench.train.out
     prior = RGBDPrior.from_pretrained(bench.prior, device=device)
-    held_out = synthetic_room_frames(bench.frames, 640, 480, seed=7, noise_model=KinectNoiseModel())
-    holes = np.mean([(f.raw <= 0).mean() for f in held_out])
-    synthetic, seconds = _evaluate(prior, held_out, bench.sampling)
-    sections = [
-        f"## Synthetic Kinect-noise frames ({bench.frames} held-out 640x480 renders, {100 * holes:.1f}% holes)",
-        _table(synthetic),
-        f"Refinement time per 640x480 frame: {seconds:.1f} s on {device}.",
+    synthetic = [
+        Case(f.name, f.rgb, f.raw, f.depth, {"overall": np.ones(f.depth.shape, bool), "holes": f.raw <= 0})
+        for f in synthetic_room_frames(bench.synthetic_frames, 640, 480, seed=7, noise_model=KinectNoiseModel())
     ]
-    if bench.nyu_mat is not None:
-        from data_converters.nyu.labeled import read_splits
-
-        test = read_splits(bench.nyu_splits)["test"] if bench.nyu_splits else np.arange(1449)
-        nyu = list(frames_from_labeled(bench.nyu_mat, test[: bench.nyu_frames].tolist()))
-        nyu_means, nyu_seconds = _evaluate(prior, nyu, bench.sampling)
+    holes = np.mean([c.scored["holes"].mean() for c in synthetic])
+    syn_scores, syn_coverage, _ = evaluate(prior, synthetic, bench.sampling)
+    sections = [
+        f"## Synthetic Kinect-noise frames ({len(synthetic)} held-out 640x480 renders, {100 * holes:.1f}% holes)",
+        "Same room as training, unseen trajectory (the corpus generator's held-out rooms are not on this branch).",
+        _table(syn_scores, ["overall", "holes"]),
+        f"Prior's stated 90% interval holds the true depth at {100 * syn_coverage['holes']:.1f}% of hole pixels "
+        f"and {100 * syn_coverage['overall']:.1f}% of all pixels.",
+    ]
+    if bench.fixtures.is_dir():
+        cases, note = real_cases(bench.fixtures, bench.sun3d_frames)
+        real_scores, real_coverage, first = evaluate(prior, cases, bench.sampling)
+        hidden = np.mean([c.scored["hidden"].mean() for c in cases])
         sections += [
-            f"## NYU labeled test split (first {len(nyu)} frames, border cropped; reference = filled `depths`)",
-            _table(nyu_means),
-            f"Refinement time per frame: {nyu_seconds:.1f} s on {device}.",
+            f"## Real frames, valid pixels hidden under real hole shapes ({len(cases)} frames: "
+            + ", ".join(c.name for c in cases)
+            + f"; {100 * hidden:.1f}% of pixels hidden)",
+            _table(real_scores, ["hidden"]),
+            f"Prior's stated 90% interval holds the hidden sensor depth at {100 * real_coverage['hidden']:.1f}% "
+            "of hidden pixels (the sensor's own noise is part of this truth).",
+            note,
+            f"![refinement on {cases[0].name}](prior_refine_real.png)",
         ]
+        picture(cases[0], first, bench.out.parent / "prior_refine_real.png")
     else:
-        sections.append("NYU labeled test split: not run (pass `--nyu-mat` and `--nyu-splits`).")
+        sections.append(f"Real frames: fixtures not found at {bench.fixtures}; not run.")
     cpu = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name() if device == "cuda" else "none"
     report = "\n\n".join(
         [
             "# Prior depth refinement benchmark",
-            f"Command: `{shlex.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
+            f"Command: `{shlex.join(['python', Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
             f"Machine: {platform.platform()}, {cpu}, {torch.get_num_threads()} torch threads, GPU: {gpu}; "
-            f"torch {torch.__version__}.",
+            f"torch {torch.__version__}. Shared 2-core machine; times are wall clock per frame.",
             f"Prior: {train_note}.",
             f"Sampling: {bench.sampling}.",
-            "Metrics over all pixels with ground truth (raw: only its valid pixels); "
-            "'RMSE in holes' over the pixels the sensor missed.",
+            "Bold: the best classical fill per column (the prior's target is to beat it).",
             *sections,
         ]
     )

@@ -85,8 +85,12 @@ def tsdf_surface(scene_dir: Path, voxel: float = 0.02) -> dict[str, float]:
     scene = load_scene(scene_dir)
     train = set(json.loads((scene_dir / "transforms.json").read_text())["train_filenames"])
     grid = o3d.t.geometry.VoxelBlockGrid(
-        attr_names=("tsdf", "weight", "color"), attr_dtypes=(o3c.float32,) * 3, attr_channels=(1, 1, 3),
-        voxel_size=voxel, block_resolution=8, block_count=50_000,
+        attr_names=("tsdf", "weight", "color"),
+        attr_dtypes=(o3c.float32,) * 3,
+        attr_channels=(1, 1, 3),
+        voxel_size=voxel,
+        block_resolution=8,
+        block_count=50_000,
     )
     K = o3c.Tensor(scene.K, o3c.float64)
     for i, path in enumerate(scene.image_paths):
@@ -148,9 +152,18 @@ class Bench:
             # Different trajectory (seed) than the benchmark scene: the prior never sees held-out views.
             frames = synthetic_room_frames(self.prior_frames, self.width, self.height, seed=11)
             config = TrainConfig(
-                out=out, patch_size=24, block_out_channels=(32, 64, 128), layers_per_block=1, attention=False,
-                steps=self.prior_steps, batch_size=self.prior_batch, lr=1e-3, warmup_steps=100, ema_decay=0.995,
-                checkpoint_every=500, max_minutes=self.prior_minutes,
+                out=out,
+                patch_size=24,
+                block_out_channels=(32, 64, 128),
+                layers_per_block=1,
+                attention=False,
+                steps=self.prior_steps,
+                batch_size=self.prior_batch,
+                lr=1e-3,
+                warmup_steps=100,
+                ema_decay=0.995,
+                checkpoint_every=500,
+                max_minutes=self.prior_minutes,
             )
             train_prior(frames, config)
         return out
@@ -161,9 +174,22 @@ class Bench:
             return json.loads(out.read_text())
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "benchmarks.nerf_harness", "--method", method, "--scene", str(scene_dir),
-            "--out", str(out), "--iterations", str(self.iterations), "--rays-per-batch", str(self.rays_per_batch),
-            "--prior", str(prior), "--small" if self.small else "--no-small",
+            sys.executable,
+            "-m",
+            "benchmarks.nerf_harness",
+            "--method",
+            method,
+            "--scene",
+            str(scene_dir),
+            "--out",
+            str(out),
+            "--iterations",
+            str(self.iterations),
+            "--rays-per-batch",
+            str(self.rays_per_batch),
+            "--prior",
+            str(prior),
+            "--small" if self.small else "--no-small",
         ]
         print(f"[{time.strftime('%H:%M:%S')}] {scene}: {method}", flush=True)
         subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL)
@@ -199,7 +225,8 @@ class Bench:
             "(m, lower is better) and F-score at 5 cm of all views' rendered depth against the ground-truth surface. "
             "Ratios are against depth-nerfacto in the same run (PSNR: difference in dB).",
             "",
-            "| scene | method | " + " | ".join(h for _, h, _ in COLUMNS)
+            "| scene | method | "
+            + " | ".join(h for _, h, _ in COLUMNS)
             + " | PSNR Δ dB | AbsRel × | Chamfer × | s/it × |",
             "|" + "---|" * (len(COLUMNS) + 6),
         ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,40 @@ def write_scene(
     tmp.write_text(json.dumps(transforms, indent=2))
     os.replace(tmp, out_dir / "transforms.json")
     return out_dir / "transforms.json"
+
+
+def write_frame_layers(scene_dir: Path, folders: Mapping[str, str], layers: Iterable[Mapping[str, np.ndarray]]) -> Path:
+    """Add extra per-frame uint16 PNG layers (e.g. refined depth, confidence) to an existing scene.
+
+    `folders` maps each new transforms.json frame key to the folder its PNGs go to; `layers` yields,
+    for every frame in order, one (H, W) uint16 image per key. Files take the name of the frame's
+    depth PNG. transforms.json is updated once, atomically, after every frame was written, so an
+    interrupted run leaves the scene as it was. Returns the path of `transforms.json`.
+    """
+    scene_dir = Path(scene_dir)
+    path = scene_dir / "transforms.json"
+    meta = json.loads(path.read_text())
+    frames, size = meta["frames"], (int(meta["h"]), int(meta["w"]))
+    for folder in folders.values():
+        (scene_dir / folder).mkdir(exist_ok=True)
+    written = 0
+    for frame, images in zip(frames, layers, strict=False):
+        name = Path(frame["depth_file_path"]).name
+        for key, folder in folders.items():
+            image = images[key]
+            if image.dtype != np.uint16 or image.shape != size:
+                raise ValueError(
+                    f"{scene_dir}: layer {key} for {name} is {image.dtype} {image.shape}, not uint16 {size}"
+                )
+            Image.fromarray(image).save(scene_dir / folder / name)
+            frame[key] = f"{folder}/{name}"
+        written += 1
+    if written != len(frames):
+        raise ValueError(f"{scene_dir}: got layers for {written} of {len(frames)} frames")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, path)
+    return path
 
 
 def backproject(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, stride: int = 1) -> np.ndarray:

@@ -16,8 +16,9 @@ import torch
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import OrientedBox
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
+from nerfstudio.model_components.losses import distortion_loss
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.depth_nerfacto import DepthNerfactoModel, DepthNerfactoModelConfig
 from nerfstudio.utils import colormaps
@@ -27,7 +28,9 @@ from diffnerf_ns.compat import offline_lpips
 from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.fields.hash_backend import select_hash_backend
 from diffnerf_ns.metrics import depth_metrics
+from diffnerf_ns.models.patch_prior_loss import score_loss, score_magnitude_map
 from diffnerf_ns.models.patch_regulariser import PatchRegulariser, PatchRegulariserConfig
+from diffnerf_ns.prior.rgbd_codec import encode
 
 
 @dataclass
@@ -55,7 +58,7 @@ class DiffNerfModelConfig(DepthNerfactoModelConfig):
     depth_loss_mult: float = 1e-2
     """Weight of the depth loss; Kinect depth is dense and reliable, so stronger than depth-nerfacto's 1e-3."""
     regulariser: PatchRegulariserConfig = field(default_factory=PatchRegulariserConfig)
-    """Diffusion-prior patch regulariser (DiffusioNeRF); off unless a prior is given."""
+    """Diffusion-prior patch regulariser (DiffusioNeRF); off unless enabled or a prior is named."""
 
 
 class DiffNerfModel(DepthNerfactoModel):
@@ -80,10 +83,10 @@ class DiffNerfModel(DepthNerfactoModel):
         self._rendering_camera = False
         self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
         self.metres_per_unit = 1.0 / float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
-        self.regulariser: PatchRegulariser | None = self.config.regulariser.setup(model=self)
-        if self.regulariser is not None:
-            # The viewer only finds controls that are attributes of nn.Modules, so expose the switch here.
-            self.prior_regulariser_switch = self.regulariser.enabled
+        self.regulariser: PatchRegulariser | None = None
+        if self.config.regulariser.active:
+            self.regulariser = self.config.regulariser.setup(scene_box=self.scene_box)
+            self.prior_regulariser_switch = ViewerCheckbox("Diffusion prior regulariser", default_value=True)
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, torch.Tensor]:
         outputs = super().get_outputs(ray_bundle)
@@ -105,24 +108,70 @@ class DiffNerfModel(DepthNerfactoModel):
 
     def get_training_callbacks(self, attributes: TrainingCallbackAttributes) -> list[TrainingCallback]:
         callbacks = super().get_training_callbacks(attributes)
-        if self.regulariser is not None:
-            callbacks.extend(self.regulariser.training_callbacks(attributes))
+        reg = self.regulariser
+        if reg is not None:
+            assert attributes.pipeline is not None
+            reg.attach(attributes.pipeline.datamanager.train_dataset, self.device)
+
+            def set_step(step: int) -> None:
+                reg.step = step
+
+            callbacks.append(TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step))
         return callbacks
 
     def get_metrics_dict(self, outputs, batch) -> dict[str, torch.Tensor]:
-        if self.training and "depth_confidence" in batch:
-            # Confidence weighting without rewriting nerfstudio's depth losses: keep each ray's depth
-            # with probability equal to its confidence, so the expected loss is confidence-weighted.
-            conf = batch["depth_confidence"].to(batch["depth_image"].device)
-            keep = torch.rand_like(conf) < conf
-            batch = {**batch, "depth_image": batch["depth_image"] * keep}
-        return super().get_metrics_dict(outputs, batch)
+        if not (self.training and "depth_confidence" in batch):
+            return super().get_metrics_dict(outputs, batch)
+        # Refined depth: each ray's depth-loss gradient is scaled by its confidence, which is exactly the gradient of
+        # the confidence-weighted mean of nerfstudio's per-ray DS-NeRF / URF losses (their values stay unweighted).
+        conf = batch["depth_confidence"].to(self.device)
+        weighted = {
+            **outputs,
+            "weights_list": [scale_gradient(w, conf[:, None]) for w in outputs["weights_list"]],
+            "expected_depth": scale_gradient(outputs["expected_depth"], conf),
+        }
+        metrics = super().get_metrics_dict(weighted, batch)
+        if "distortion" in metrics:  # nerfacto's distortion loss also reads weights_list: keep it unweighted
+            metrics["distortion"] = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
+        return metrics
 
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
-        if self.training and self.regulariser is not None:
-            loss_dict.update(self.regulariser.loss_dict(batch))
+        reg = self.regulariser
+        if self.training and reg is not None and self.prior_regulariser_switch.value and reg.active_now():
+            # The regulariser draws its randomness (patch rays' stratified samples included) from a fork of the
+            # global stream, so switching it on leaves the batch sampling unchanged: ablations differ only by it.
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                loss_dict.update(self.prior_patch_losses(reg))
         return loss_dict
+
+    def render_patch(self, camera: Cameras, index: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """RGB (P, P, 3), planar depth in metres (P, P) and the raw outputs of a patch camera of view `index`."""
+        bundle = camera.generate_rays(camera_indices=0)
+        bundle.camera_indices = torch.full_like(bundle.camera_indices, index)  # its training view's pose correction
+        outputs = self(bundle.flatten())
+        p = camera.width.reshape(-1)[0].item()
+        z = ray_to_z_depth(outputs["expected_depth"], outputs["directions_norm"])
+        return outputs["rgb"].view(p, p, 3), (z * self.metres_per_unit).view(p, p), outputs
+
+    def prior_patch_losses(self, reg: PatchRegulariser) -> dict[str, torch.Tensor]:
+        """DiffusioNeRF's losses, averaged over the `patches_per_step` patches that `reg` picks and this renders."""
+        c, prior, t = reg.config, reg.prior_on(self.device), reg.timestep()
+        per_patch = []
+        for _ in range(c.patches_per_step):
+            sample = reg.sample()
+            rgb, depth_m, outputs = self.render_patch(sample.camera, sample.index)
+            depth_only = sample.gt_rgb is not None
+            x = encode((sample.gt_rgb if depth_only else rgb).permute(2, 0, 1)[None], depth_m[None, None])
+            rgb_loss, depth_loss = score_loss(
+                x, prior.score(x, t), depth_m[None, None], c.depth_weight, c.rgb_weight, depth_only
+            )
+            terms = {"prior_rgb_loss": rgb_loss, "prior_depth_loss": depth_loss}
+            if c.distortion_loss_mult > 0:
+                dist = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
+                terms["prior_patch_distortion"] = c.distortion_loss_mult * dist
+            per_patch.append(terms)
+        return {name: torch.stack([terms[name] for terms in per_patch]).mean() for name in per_patch[0]}
 
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, torch.Tensor]:
@@ -131,9 +180,12 @@ class DiffNerfModel(DepthNerfactoModel):
             outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         finally:
             self._rendering_camera = False
-        if self.regulariser is not None:
-            z = ray_to_z_depth(outputs["depth"], outputs["directions_norm"])
-            outputs["prior_score"] = self.regulariser.score_map(outputs["rgb"], z[..., 0] * self.metres_per_unit)
+        reg = self.regulariser
+        if reg is not None:
+            z = ray_to_z_depth(outputs["depth"], outputs["directions_norm"])[..., 0] * self.metres_per_unit
+            x = encode(outputs["rgb"][..., :3].permute(2, 0, 1)[None], z[None, None])
+            prior = reg.prior_on(self.device)
+            outputs["prior_score"] = score_magnitude_map(prior.score, x, reg.patch_size, reg.config.t_end)[..., None]
         return outputs
 
     def get_image_metrics_and_images(
@@ -169,3 +221,8 @@ class DiffNerfModel(DepthNerfactoModel):
         if "normals" in outputs:
             images["normals"] = outputs["normals"]
         return metrics, images
+
+
+def scale_gradient(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """`x` in the forward pass; in the backward pass its gradient is multiplied by `weight`."""
+    return x * weight + x.detach() * (1.0 - weight)

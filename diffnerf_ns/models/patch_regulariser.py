@@ -1,191 +1,136 @@
-"""DiffusioNeRF's patch regulariser: score rendered RGB-D patches from jittered poses with the prior.
+"""DiffusioNeRF's patch regulariser: the state between steps (prior, random stream, cameras, step).
 
-Each step renders P x P patches from training poses jittered in translation and rotation, maps
-them into the prior's normalised RGB-D space, asks the prior for its score at an annealed noise
-level, and adds `-(w * stopgrad(score) * patch).sum()`, whose gradient pushes the patch along
-the score, i.e. towards what real rooms look like. The score is normalised per patch, so the
-weights are the gradient norms the regulariser contributes, independent of the noise level.
+The maths is in `patch_prior_loss` (stateless); the model renders the patches this class picks and
+calls those functions. Defaults follow DiffusioNeRF's public code (REFERENCE §3); every departure
+is named in the field's docstring.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras
-from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
-from nerfstudio.viewer.viewer_elements import ViewerCheckbox
-from scipy.spatial.transform import Rotation
+from nerfstudio.configs.base_config import InstantiateConfig
+from nerfstudio.data.datasets.base_dataset import InputDataset
+from nerfstudio.data.scene_box import SceneBox
 
-from diffnerf_ns.depth_convention import ray_to_z_depth
-from diffnerf_ns.prior.rgbd_codec import encode
-
-if TYPE_CHECKING:
-    from diffnerf_ns.models.diffnerf_model import DiffNerfModel
+from diffnerf_ns.models.patch_prior_loss import annealed_timestep, crop_camera, crop_corner, jitter_pose
+from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.shipped import require_default_prior
 
 
 @dataclass
-class PatchRegulariserConfig:
-    """Where the prior comes from and how strongly it pulls; all defaults follow DiffusioNeRF."""
+class PatchRegulariserConfig(InstantiateConfig):
+    """Which prior scores the patches, which patches, and how strongly the score pulls."""
 
+    _target: type = field(default_factory=lambda: PatchRegulariser)
+    enabled: bool = False
+    """Score rendered patches with the prior. Off in `diffnerf` until the benchmark shows it helps (README);
+    on in `diffnerf-few-view`. Naming a `prior_path` also turns it on."""
     prior_path: Path | None = None
-    """Folder of a trained RGB-D prior (`diffnerf-prior train` / `fit-scene`). None turns the regulariser off."""
-    start_step: int = 0
-    """First training step that uses the regulariser."""
+    """Folder of a trained RGB-D prior; None uses the shipped prior (`diffnerf_ns.prior.shipped`)."""
     patch_size: int | None = None
-    """Patch side in pixels; None uses the prior's training patch size (a different size is an error)."""
+    """Patch side in pixels; None uses the prior's training size (48 for the shipped prior and DiffusioNeRF).
+    A size the prior was not trained on is an error."""
     patches_per_step: int = 1
-    """Patches rendered and scored per step."""
-    jitter_translation: float = 0.05
-    """Max translation jitter, as a fraction of the scene box's diagonal (DiffusioNeRF: 0.2 in its units)."""
-    jitter_rotation: float = 0.1 * np.pi
-    """Max rotation jitter in radians, about a random axis."""
+    """Patches rendered and scored per step (DiffusioNeRF: 1)."""
+    start_step: int = 0
+    """First regularised step."""
     t_start: int = 99
-    """Diffusion timestep at the first regularised step..."""
+    """Diffusion timestep at anneal_start_step..."""
     t_end: int = 3
-    """...annealed linearly down to this one..."""
-    anneal_steps: int = 2500
-    """...over this many steps."""
+    """...annealed linearly down to this one at anneal_end_step (DiffusioNeRF: 99 -> 3)."""
+    anneal_start_step: int = 0
+    anneal_end_step: int = 2500
+    """DiffusioNeRF anneals over its first 2500 of 10k steps (its example script: 3000 -> 8000)."""
+    jitter_translation: float = 0.05
+    """Max camera-centre shift per axis, as a fraction of the scene box diagonal. Departure: DiffusioNeRF shifts
+    by 0.2 in LLFF's normalised units; a fraction of the room keeps the jitter meaningful in metric rooms."""
+    jitter_rotation: float = 0.1 * np.pi
+    """Max rotation of the view (radians) about a random axis through the camera centre."""
     gt_rgb_probability: float = 0.25
-    """Probability of scoring an un-jittered patch with ground-truth RGB (regularises depth only)."""
-    rgb_weight: float = 1e-3
-    """Norm of the gradient the regulariser puts on a patch's RGB."""
-    depth_weight: float = 1e-3
-    """Norm of the gradient the regulariser puts on a patch's depth channel."""
+    """Probability of scoring an un-jittered crop of a training view with its ground-truth RGB, regularising
+    depth only (DiffusioNeRF: 0.25). The other patches come from jittered, unseen poses."""
+    depth_weight: float = 2e-6
+    """Depth pseudo-loss weight per pixel, multiplied by the rendered depth in metres (DiffusioNeRF: 2e-6 times
+    depth; its example also multiplies all patch losses by 0.2 on scenes scaled to >= 7.5 units)."""
+    rgb_weight: float = 3e-6
+    """Gradient norm on a patch's RGB: the RGB score is divided by its norm (DiffusioNeRF: 1e-9 x 3000)."""
+    distortion_loss_mult: float = 2e-3
+    """mip-NeRF 360 distortion loss on the patch rays (DiffusioNeRF applies its geometry losses to patches);
+    0 turns it off. Same default as nerfacto's on the training rays."""
+    seed: int = 0
+    """Seed of the regulariser's own random stream (patch choice, crops, jitter)."""
 
-    def setup(self, model: DiffNerfModel) -> PatchRegulariser | None:
-        if self.prior_path is None:
-            return None
-        from diffnerf_ns.prior.model import RGBDPrior
+    @property
+    def active(self) -> bool:
+        return self.enabled or self.prior_path is not None
 
-        prior = RGBDPrior.from_pretrained(self.prior_path, patch_size=self.patch_size, device=model.device)
-        return PatchRegulariser(self, prior, model)
+
+@dataclass
+class PatchSample:
+    """One patch to render: crop camera of training view `index`; `gt_rgb` (P, P, 3) when un-jittered."""
+
+    index: int
+    camera: Cameras
+    gt_rgb: torch.Tensor | None
 
 
 class PatchRegulariser:
-    """Renders jittered patches through the model and turns the prior's score into a loss."""
+    """Holds the prior and the regulariser's state; picks the patch cameras the model renders."""
 
-    def __init__(self, config: PatchRegulariserConfig, prior: torch.nn.Module, model: DiffNerfModel) -> None:
+    def __init__(self, config: PatchRegulariserConfig, scene_box: SceneBox) -> None:
         self.config = config
-        self.prior = prior.eval().requires_grad_(False)
-        self.model = model
-        self.patch_size = int(prior.patch_size)
+        # Loaded on the CPU at construction, so a bad folder fails before training; `prior_on` moves it to the
+        # model's device on first use. A plain attribute, not a submodule: checkpoints do not carry the prior.
+        path = config.prior_path if config.prior_path is not None else require_default_prior()
+        self.prior = RGBDPrior.from_pretrained(path, patch_size=config.patch_size).requires_grad_(False)
+        self.patch_size = self.prior.patch_size
+        self.box_lo, self.box_hi = scene_box.aabb[0].clone(), scene_box.aabb[1].clone()
+        self.max_translation = float(config.jitter_translation * torch.linalg.norm(self.box_hi - self.box_lo))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
         self.cameras: Cameras | None = None
         self.gt_image: Callable[[int], np.ndarray] | None = None
-        self.step = 0
-        self.rng = np.random.default_rng(0)
-        self.enabled = ViewerCheckbox("Diffusion prior regulariser", default_value=True)
-        lo, hi = model.scene_box.aabb[0], model.scene_box.aabb[1]
-        self.box_lo, self.box_hi = lo, hi
-        self.max_translation = float(config.jitter_translation * torch.linalg.norm(hi - lo))
 
-    def training_callbacks(self, attrs: TrainingCallbackAttributes) -> list[TrainingCallback]:
-        assert attrs.pipeline is not None
-        dataset = attrs.pipeline.datamanager.train_dataset
-        self.cameras = dataset.cameras
-        # Ground-truth RGB patches are cut every regularised step (every step in the few-view preset): decode each
-        # training image once, not per step.
+    def attach(self, dataset: InputDataset, device: torch.device | str) -> None:
+        """Cache the training cameras on `device` and a decoder of their images (each decoded once)."""
+        self.cameras = dataset.cameras.to(device)
         self.gt_image = functools.lru_cache(maxsize=64)(dataset.get_numpy_image)
 
-        def set_step(step: int) -> None:
-            self.step = step
-
-        return [TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step)]
+    def prior_on(self, device: torch.device | str) -> RGBDPrior:
+        """The prior, moved to `device` the first time it is asked there."""
+        if self.prior.device != torch.device(device):
+            self.prior.to(device)
+        return self.prior
 
     def timestep(self) -> int:
-        """Noise level annealed linearly from t_start to t_end after start_step."""
         c = self.config
-        frac = np.clip((self.step - c.start_step) / max(c.anneal_steps, 1), 0.0, 1.0)
-        return int(round(c.t_start + frac * (c.t_end - c.t_start)))
+        return annealed_timestep(self.step, c.t_start, c.t_end, c.anneal_start_step, c.anneal_end_step)
 
-    def jittered_pose(self, c2w: torch.Tensor) -> torch.Tensor:
-        """Rotate about a random axis and translate randomly; the centre stays inside the scene box."""
-        axis = self.rng.normal(size=3)
-        angle = self.rng.uniform(-self.config.jitter_rotation, self.config.jitter_rotation)
-        rot = torch.as_tensor(Rotation.from_rotvec(axis / np.linalg.norm(axis) * angle).as_matrix(), dtype=c2w.dtype)
-        shift = torch.as_tensor(self.rng.uniform(-1, 1, size=3) * self.max_translation, dtype=c2w.dtype)
-        out = c2w.clone()
-        out[:3, :3] = rot.to(c2w.device) @ c2w[:3, :3]
-        margin = 0.02 * (self.box_hi - self.box_lo)
-        out[:3, 3] = torch.minimum(
-            torch.maximum(c2w[:3, 3] + shift.to(c2w.device), self.box_lo + margin), self.box_hi - margin
+    def active_now(self) -> bool:
+        return self.step >= self.config.start_step
+
+    def sample(self) -> PatchSample:
+        """A random training view, then either its un-jittered crop with ground-truth RGB or a jittered crop."""
+        if self.cameras is None or self.gt_image is None:
+            raise RuntimeError("PatchRegulariser.attach(train_dataset) must run before patches are sampled")
+        p, g = self.patch_size, self.generator
+        index = int(torch.randint(0, len(self.cameras), (), generator=g))
+        width, height = int(self.cameras.width[index]), int(self.cameras.height[index])
+        x0, y0 = crop_corner(width, height, p, g)
+        fits = p <= width and p <= height
+        if fits and float(torch.rand((), generator=g)) < self.config.gt_rgb_probability:
+            gt = self.gt_image(index)[y0 : y0 + p, x0 : x0 + p, :3]
+            rgb = torch.from_numpy(gt.astype(np.float32) / 255.0).to(self.cameras.device)
+            return PatchSample(index, crop_camera(self.cameras, index, x0, y0, p), rgb)
+        c = self.config
+        c2w = jitter_pose(
+            self.cameras.camera_to_worlds[index], self.box_lo, self.box_hi, self.max_translation, c.jitter_rotation, g
         )
-        return out
-
-    def patch_camera(self, index: int, jitter: bool) -> tuple[Cameras, int, int]:
-        """A P x P crop of training camera `index` (optionally jittered), and the crop's top-left corner."""
-        assert self.cameras is not None, "training_callbacks() must run before the regulariser is used"
-        cam = self.cameras[index : index + 1]
-        p = self.patch_size
-        x0 = int(self.rng.integers(0, max(int(cam.width) - p, 0) + 1))
-        y0 = int(self.rng.integers(0, max(int(cam.height) - p, 0) + 1))
-        c2w = cam.camera_to_worlds[0]
-        return (
-            Cameras(
-                camera_to_worlds=(self.jittered_pose(c2w) if jitter else c2w)[None],
-                fx=cam.fx,
-                fy=cam.fy,
-                cx=cam.cx - x0,
-                cy=cam.cy - y0,
-                width=p,
-                height=p,
-                camera_type=cam.camera_type,
-            ),
-            x0,
-            y0,
-        )
-
-    def render_patch(self, index: int, jitter: bool) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        """Differentiable RGB (P, P, 3) and planar depth in metres (P, P) of one patch camera."""
-        camera, x0, y0 = self.patch_camera(index, jitter)
-        bundle = camera.to(self.model.device).generate_rays(camera_indices=0)
-        bundle.camera_indices = torch.full_like(bundle.camera_indices, index)
-        outputs = self.model(bundle.flatten())
-        p = self.patch_size
-        z = ray_to_z_depth(outputs["expected_depth"], outputs["directions_norm"])
-        return outputs["rgb"].view(p, p, 3), (z * self.model.metres_per_unit).view(p, p), x0, y0
-
-    @torch.no_grad()
-    def score_map(self, rgb: torch.Tensor, depth_m: torch.Tensor) -> torch.Tensor:
-        """Per-pixel magnitude of the prior's score over a rendered view (H, W, 1), for the viewer.
-
-        Large where the render looks unlike the prior's rooms; tiles the view in prior-sized patches.
-        """
-        p, (h, w) = self.patch_size, depth_m.shape[:2]
-        x = encode(rgb[..., :3].permute(2, 0, 1)[None], depth_m.reshape(1, 1, h, w))
-        x = torch.nn.functional.pad(x, (0, -w % p, 0, -h % p), mode="replicate")
-        hp, wp = x.shape[-2:]
-        tiles = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(-1, 4, p, p)
-        magnitude = self.prior.score(tiles, self.config.t_end).norm(dim=1)
-        grid = magnitude.reshape(hp // p, wp // p, p, p).permute(0, 2, 1, 3).reshape(hp, wp)
-        return grid[:h, :w, None]
-
-    def loss_dict(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Regulariser losses for this step (empty before start_step or when switched off in the viewer)."""
-        if self.step < self.config.start_step or not self.enabled.value:
-            return {}
-        assert self.cameras is not None and self.gt_image is not None
-
-        rgb_loss = torch.zeros((), device=self.model.device)
-        depth_loss = torch.zeros((), device=self.model.device)
-        t = self.timestep()
-        for _ in range(self.config.patches_per_step):
-            index = int(self.rng.integers(0, len(self.cameras)))
-            use_gt_rgb = self.rng.random() < self.config.gt_rgb_probability
-            rgb, depth, x0, y0 = self.render_patch(index, jitter=not use_gt_rgb)
-            if use_gt_rgb:
-                gt = self.gt_image(index)[y0 : y0 + self.patch_size, x0 : x0 + self.patch_size, :3]
-                rgb = torch.from_numpy(gt.astype(np.float32) / 255.0).to(self.model.device)
-            x = encode(rgb.permute(2, 0, 1)[None], depth[None, None])
-            score = self.prior.score(x, t)
-            unit = score / score.flatten(2).norm(dim=2).clamp(min=1e-12)[..., None, None]
-            depth_loss = depth_loss - self.config.depth_weight * (unit[:, 3:] * x[:, 3:]).sum()
-            if not use_gt_rgb:
-                rgb_loss = rgb_loss - self.config.rgb_weight * (unit[:, :3] * x[:, :3]).sum()
-        n = self.config.patches_per_step
-        return {"prior_rgb_loss": rgb_loss / n, "prior_depth_loss": depth_loss / n}
+        return PatchSample(index, crop_camera(self.cameras, index, x0, y0, p, c2w), None)

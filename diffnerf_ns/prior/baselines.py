@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
+from scipy import ndimage, sparse
+from scipy.sparse.linalg import spsolve
 
 
 def nearest_fill(depth: np.ndarray) -> np.ndarray:
@@ -69,3 +70,41 @@ def joint_bilateral_fill(
         if bool((current > 0).all()):
             break
     return nearest_fill(current.numpy())
+
+
+def colorization_fill(depth: np.ndarray, rgb: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """The NYU toolbox's `fill_depth_colorization.m` (Levin et al. colorization), the fill behind NYU's `depths`.
+
+    Every pixel is asked to equal the affinity-weighted mean of its 3x3 neighbours, where the weight
+    falls with the grey-level difference (`exp(-dg^2 / csig)`, `csig` from the window's variance as in
+    the toolbox), and observed pixels are pulled to their measurement with weight `alpha`; the sparse
+    least-squares system is solved once with scipy. Depth is scaled by its maximum as in the toolbox.
+    """
+    depth = np.asarray(depth, np.float64)
+    known = (depth > 0) & (depth != 10.0)  # the toolbox also treats exactly 10 m (Kinect max) as noise
+    if not known.any():
+        raise ValueError("colorization_fill: depth has no valid pixel")
+    rgb = np.asarray(rgb, np.float64) / (255.0 if np.asarray(rgb).dtype == np.uint8 else 1.0)
+    gray = rgb @ np.array([0.2989, 0.5870, 0.1140])  # MATLAB rgb2gray
+    scale = depth[known].max()
+    h, w = depth.shape
+    index = np.arange(h * w).reshape(h, w)
+    padded_gray = np.pad(gray, 1, constant_values=np.nan)
+    padded_index = np.pad(index, 1, constant_values=-1)
+    offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
+    neighbours = np.stack([padded_gray[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets])
+    columns = np.stack([padded_index[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy, dx in offsets])
+    inside = columns >= 0
+    window = np.concatenate([neighbours, gray[None]])
+    variance = np.nanmean((window - np.nanmean(window, 0)) ** 2, 0)
+    diff2 = (neighbours - gray) ** 2
+    csig = np.maximum(variance * 0.6, np.nanmin(diff2, 0) / -np.log(0.01))
+    csig = np.maximum(csig, 2e-6)
+    weights = np.where(inside, np.exp(-np.nan_to_num(diff2) / csig), 0.0)
+    weights /= weights.sum(0)
+    rows = np.broadcast_to(index, columns.shape)[inside]
+    affinity = sparse.csr_matrix((-weights[inside], (rows, columns[inside])), shape=(h * w, h * w))
+    data_term = alpha * known.ravel().astype(np.float64)
+    system = (affinity + sparse.identity(h * w) + sparse.diags(data_term)).tocsc()
+    solution = spsolve(system, data_term * np.clip(depth / scale, 0.0, 1.0).ravel())
+    return (solution.reshape(h, w) * scale).astype(np.float32)

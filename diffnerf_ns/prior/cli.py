@@ -15,10 +15,14 @@ from diffnerf_ns.prior.refine import RefineConfig, refine_scene
 from diffnerf_ns.prior.sources import frames_from_path
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
+SHIPPABLE_MB = 25.0
+"""Largest prior weights file that can ship inside the package."""
+
 
 @dataclass
 class Train(TrainConfig):
-    """Train a prior on NYU (`nyu_depth_v2_labeled.mat`) and/or converted scenes."""
+    """Train a prior on NYU (`nyu_depth_v2_labeled.mat`) and/or converted scenes; `--init-from` fine-tunes one,
+    `--max-minutes` bounds the wall time, `--half-precision-weights` halves the file."""
 
     data: tuple[Path, ...] = ()
     """`nyu_depth_v2_labeled.mat`, converted scene folders, or folders of converted scenes."""
@@ -35,7 +39,14 @@ class Train(TrainConfig):
             indices = read_splits(self.splits)["train"].tolist()
         frames = [frame for path in self.data for frame in frames_from_path(path, indices)]
         losses = train_prior(frames, self)
-        print(f"saved prior to {self.out} (final loss {sum(losses[-100:]) / max(len(losses[-100:]), 1):.4f})")
+        weights = self.out / "unet" / "diffusion_pytorch_model.safetensors"
+        size_mb = weights.stat().st_size / 1e6
+        print(
+            f"saved prior to {self.out} after {len(losses)} steps (final loss "
+            f"{sum(losses[-100:]) / max(len(losses[-100:]), 1):.4f}); weights {size_mb:.1f} MB"
+        )
+        if size_mb > SHIPPABLE_MB:
+            print(f"note: over the {SHIPPABLE_MB:.0f} MB a shipped prior may take; use --half-precision-weights")
 
 
 @dataclass

@@ -1,38 +1,41 @@
 """Depth refinement: guided DDIM sampling of the conditional prior over whole frames.
 
-Every DDIM step denoises all overlapping patch tiles of the frame at once and blends their
-noise predictions with weights that fall off towards tile borders, so the frame is one sample
-with no seams (MultiDiffusion-style). RGB is always known and observed depth is known where the
-sensor returned a value: after each step those pixels are replaced by the observation noised to
-the new level (RePaint-style), so the sample agrees with what was measured and only invents the
-holes. A few samples are drawn; holes take the measurement-supported value the samples point to
-(or the samples themselves, `fill="sample"`), and the samples' spread, together with their
-disagreement with observed pixels, gives the confidence.
+The UNet is conditioned on the frame's raw depth (holes nearest-filled, plus the validity mask) and
+sampled from pure noise (`strength` 1). RGB is always known and observed depth is known where the
+sensor returned a value: after each step those pixels are replaced by the observation noised to the
+new level (RePaint), so the sample agrees with what was measured and only invents the holes. Holes
+take the mean of several independent samples, the model's own answer with no classical candidates;
+observed pixels keep the measurement. Every DDIM step denoises all overlapping tiles of the frame
+at once and blends their noise predictions with weights that fall off towards tile borders
+(MultiDiffusion), so the frame is one sample with no seams.
+
+Uncertainty: in holes the samples are treated as draws from the model's posterior, and the stated
+90% interval is the predictive interval for one more draw (Student t with samples - 1 degrees of
+freedom); at observed pixels it is the Kinect noise, sigma = c z^2 (Khoshelham and Elberink 2012).
 """
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from diffusers import DDIMScheduler
-from PIL import Image
+from scipy import stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from data_converters.nerfstudio_scene import depth_to_png_mm, load_scene
-from diffnerf_ns.prior.baselines import directional_fills, nearest_fill, opencv_inpaint
+from data_converters.nerfstudio_scene import depth_to_png_mm, load_scene, write_frame_layers
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
 from diffnerf_ns.prior.rgbd_codec import decode_depth, encode
 
 CONFIDENCE_PNG_SCALE = 65535
 """Confidence PNGs are uint16: value / 65535 is the confidence in [0, 1]."""
+REFINED_LAYERS = {"refined_depth_file_path": "depth_refined", "depth_confidence_file_path": "depth_confidence"}
+"""transforms.json key -> folder of the layers `refine_scene` adds; `depth_file_path` keeps the raw depth."""
 
 
 @dataclass
@@ -41,25 +44,36 @@ class RefineConfig:
 
     steps: int = 20
     """DDIM steps over the full schedule (fewer run when `strength` < 1)."""
-    strength: float = 0.3
-    """Noise level to start from, as a fraction of the schedule (SDEdit): 1 samples from pure noise; lower
-    values start from the observation with holes pre-filled by nearest neighbour, noised to that level, so
-    the prior corrects a classical fill instead of inventing the whole frame."""
+    strength: float = 1.0
+    """Noise level to start from, as a fraction of the schedule: 1 samples from pure noise (the model's own
+    answer); lower values start from the observation with holes nearest-filled, noised to that level (SDEdit)."""
     samples: int = 4
-    """Independent samples averaged into the result; their spread gives the confidence."""
+    """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
     overlap: int = 16
     """Pixels shared by neighbouring tiles."""
     batch_size: int = 256
     """Tiles per UNet call."""
-    fill: Literal["snap", "sample"] = "snap"
-    """How holes are filled from the prior's samples. `snap`: the observation-supported candidate (nearest
-    measurement left/right/above/below, nearest overall, Telea inpainting) closest to the samples' median,
-    so the prior decides which surface a hole belongs to (e.g. the background behind an IR shadow) while
-    the value stays a measured one; robust to imprecise priors. `sample`: the samples themselves, shifted to
-    meet the nearest observation; lets a strong prior invent geometry no measurement supports."""
+    interval: float = 0.9
+    """Coverage of the stated per-pixel interval."""
+    sensor_sigma_at_1m: float = 0.0015
+    """Kinect v1 depth noise at 1 m (metres); it grows with z^2 (disparity noise plus quantisation)."""
     relative_tolerance: float = 0.03
-    """Relative depth spread (or disagreement) at which confidence drops to 0.5."""
+    """Relative sigma (sigma / depth) at which confidence drops to 0.5."""
     seed: int = 0
+
+
+@dataclass
+class Refinement:
+    """One refined frame: depth (metres), its stated interval and a confidence in [0, 1]."""
+
+    depth: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    sigma: np.ndarray
+    """Per-pixel standard deviation (metres) the interval was built from."""
+    confidence: np.ndarray
+    samples: np.ndarray
+    """(samples, H, W) depth of each independent sample."""
 
 
 def tile_starts(length: int, patch: int, overlap: int) -> list[int]:
@@ -103,7 +117,7 @@ class TiledDenoiser:
         x_tiles = self.tiles(x_t)
         eps_tiles = torch.cat(
             [
-                self.prior(x_tiles[i : i + self.batch_size], t, cond_tiles[i : i + self.batch_size])
+                self.prior.predict_noise(x_tiles[i : i + self.batch_size], t, cond_tiles[i : i + self.batch_size])
                 for i in range(0, x_tiles.shape[0], self.batch_size)
             ]
         ).view(x_t.shape[0], len(self.origins), *x_tiles.shape[1:])
@@ -115,18 +129,10 @@ class TiledDenoiser:
 
 
 @torch.no_grad()
-def refine_depth(
-    prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, config: RefineConfig | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Refined depth (metres, float32) and confidence in [0, 1] for one frame.
-
-    `rgb` is (H, W, 3) uint8 or float in [0, 1]; `raw_depth` is (H, W) metres with 0 = missing.
-    """
-    config = config or RefineConfig()
-    rgb, raw_depth = np.asarray(rgb), np.asarray(raw_depth, np.float32)
-    check_rgbd(rgb, raw_depth, "refine input", prior.patch_size)
+def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, config: RefineConfig) -> np.ndarray:
+    """(samples, H, W) depth samples in metres from guided DDIM sampling (see the module docstring)."""
     rgb_f = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32)
-    device, dtype = prior.device, prior.dtype
+    device, dtype = prior.device, prior.unet.dtype
     raw_t = torch.from_numpy(raw_depth)[None, None].to(device)
     known = (raw_t > 0).float()
     obs = encode(torch.from_numpy(rgb_f).permute(2, 0, 1)[None].to(device), raw_t.clamp(min=1e-3))
@@ -143,69 +149,68 @@ def refine_depth(
         raise ValueError(f"strength {config.strength} leaves no DDIM step out of {config.steps}")
     generator = torch.Generator(device=device).manual_seed(config.seed)
     shape = (config.samples, 4, height, width)
-    start = torch.cat([obs[:, :3], cond[:, :1].float()], 1).expand(shape)  # holes: nearest fill
+    start = torch.cat([obs[:, :3], cond[:, :1].float()], 1).expand(shape)  # only used when strength < 1
     noise = torch.randn(shape, generator=generator, device=device)
-    x = scheduler.add_noise(start, noise, timesteps[:1])
+    x = noise if config.strength >= 1 else scheduler.add_noise(start, noise, timesteps[:1])
     x0_hat = x
-    for i, t in enumerate(timesteps):
+    for t in timesteps:
+        # RePaint: known pixels are the observation at this step's noise level, holes keep the sample.
+        noise = torch.randn(shape, generator=generator, device=device)
+        x = known4 * scheduler.add_noise(obs.expand(shape), noise, t.reshape(1)) + (1 - known4) * x
         eps = denoiser(x.to(dtype), t, cond_tiles).float()
         step = scheduler.step(eps, t, x, eta=0.0)
         x, x0_hat = step.prev_sample, step.pred_original_sample
-        if i + 1 < len(timesteps):
-            t_next = timesteps[i + 1]
-            noise = torch.randn(shape, generator=generator, device=device)
-            noised_obs = scheduler.add_noise(obs.expand(shape), noise, t_next.reshape(1))
-            x = known4 * noised_obs + (1 - known4) * x
-    depth_samples = decode_depth(x0_hat[:, 3:4]).cpu().numpy()[:, 0]  # (S, H, W)
+    return decode_depth(x0_hat[:, 3]).cpu().numpy()
+
+
+def refine_depth(
+    prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, config: RefineConfig | None = None
+) -> Refinement:
+    """Refined depth with interval and confidence for one frame.
+
+    `rgb` is (H, W, 3) uint8 or float in [0, 1]; `raw_depth` is (H, W) metres with 0 = missing.
+    """
+    config = config or RefineConfig()
+    if config.samples < 2:
+        raise ValueError(f"samples must be >= 2 to estimate the spread, got {config.samples}")
+    rgb, raw_depth = np.asarray(rgb), np.asarray(raw_depth, np.float32)
+    check_rgbd(rgb, raw_depth, "refine input", prior.patch_size)
+    samples = sample_depth(prior, rgb, raw_depth, config)
     observed = raw_depth > 0
-    if config.fill == "snap":
-        typical = np.median(depth_samples, 0)
-        candidates = np.concatenate(
-            [directional_fills(raw_depth), nearest_fill(raw_depth)[None], opencv_inpaint(raw_depth)[None]]
-        )
-        gap = np.nan_to_num(np.abs(candidates - typical), nan=np.inf)
-        filled = np.take_along_axis(candidates, gap.argmin(0)[None], 0)[0]
-        hole_spread = depth_samples.std(0) + np.abs(typical - filled)
-    else:
-        # Each sample is shifted by the residual (measurement - sample) at the nearest observed pixel, so
-        # fills meet the observations without a step and a local bias of the sample cancels.
-        aligned = np.stack([d + nearest_fill(np.where(observed, raw_depth - d, 0.0)) for d in depth_samples])
-        filled, hole_spread = aligned.mean(0), aligned.std(0)
-    # Observed pixels keep the measurement; their confidence is how well the prior's samples agree with it.
-    refined = np.where(observed, raw_depth, filled)
-    spread = np.where(observed, np.abs(depth_samples - raw_depth).mean(0), hole_spread)
-    relative = spread / np.maximum(refined, 1e-3)
-    confidence = 1.0 / (1.0 + (relative / config.relative_tolerance) ** 2)
-    return refined.astype(np.float32), confidence.astype(np.float32)
+    z = float(stats.t.ppf(0.5 + config.interval / 2, df=config.samples - 1))
+    posterior_sigma = samples.std(0, ddof=1) * np.sqrt(1.0 + 1.0 / config.samples)
+    sensor_sigma = config.sensor_sigma_at_1m * raw_depth**2
+    depth = np.where(observed, raw_depth, samples.mean(0))
+    sigma = np.where(observed, sensor_sigma, posterior_sigma)
+    half = np.where(observed, stats.norm.ppf(0.5 + config.interval / 2), z) * sigma
+    confidence = 1.0 / (1.0 + (sigma / np.maximum(depth, 1e-3) / config.relative_tolerance) ** 2)
+    return Refinement(
+        depth=depth.astype(np.float32),
+        lower=(depth - half).astype(np.float32),
+        upper=(depth + half).astype(np.float32),
+        sigma=sigma.astype(np.float32),
+        confidence=confidence.astype(np.float32),
+        samples=samples.astype(np.float32),
+    )
 
 
 def refine_scene(prior: RGBDPrior, scene_dir: Path, config: RefineConfig | None = None) -> Path:
-    """Refine every frame of a converted scene; writes `depth_refined/` and `depth_confidence/`.
-
-    `transforms.json` gains `refined_depth_file_path` and `depth_confidence_file_path` per frame;
-    `depth_file_path` keeps pointing at the raw depth.
-    """
+    """Refine every frame of a converted scene; adds the `REFINED_LAYERS` through the scene writer."""
     scene_dir = Path(scene_dir)
     scene = load_scene(scene_dir)
-    transforms_path = scene_dir / "transforms.json"
-    transforms = json.loads(transforms_path.read_text())
-    (scene_dir / "depth_refined").mkdir(exist_ok=True)
-    (scene_dir / "depth_confidence").mkdir(exist_ok=True)
-    for i, frame in enumerate(tqdm(transforms["frames"], desc="refining depth")):
-        rgb, raw = scene.rgb(i), scene.depth(i)
-        if rgb.shape[:2] != (scene.height, scene.width) or raw.shape != (scene.height, scene.width):
-            raise ValueError(
-                f"{scene.image_paths[i]}: rgb {rgb.shape[:2]} / depth {raw.shape} differ from the scene size "
-                f"{scene.height}x{scene.width} in transforms.json"
-            )
-        depth, confidence = refine_depth(prior, rgb, raw, config)
-        name = Path(frame["depth_file_path"]).name
-        Image.fromarray(depth_to_png_mm(depth)).save(scene_dir / "depth_refined" / name)
-        conf_png = np.round(confidence * CONFIDENCE_PNG_SCALE).astype(np.uint16)
-        Image.fromarray(conf_png).save(scene_dir / "depth_confidence" / name)
-        frame["refined_depth_file_path"] = f"depth_refined/{name}"
-        frame["depth_confidence_file_path"] = f"depth_confidence/{name}"
-    tmp = transforms_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(transforms, indent=2))
-    os.replace(tmp, transforms_path)
-    return transforms_path
+
+    def layers() -> Iterator[dict[str, np.ndarray]]:
+        for i in tqdm(range(len(scene.image_paths)), desc="refining depth"):
+            rgb, raw = scene.rgb(i), scene.depth(i)
+            if rgb.shape[:2] != (scene.height, scene.width) or raw.shape != (scene.height, scene.width):
+                raise ValueError(
+                    f"{scene.image_paths[i]}: rgb {rgb.shape[:2]} / depth {raw.shape} differ from the scene size "
+                    f"{scene.height}x{scene.width} in transforms.json"
+                )
+            result = refine_depth(prior, rgb, raw, config)
+            yield {
+                "refined_depth_file_path": depth_to_png_mm(result.depth),
+                "depth_confidence_file_path": np.round(result.confidence * CONFIDENCE_PNG_SCALE).astype(np.uint16),
+            }
+
+    return write_frame_layers(scene_dir, REFINED_LAYERS, layers())

@@ -1,30 +1,38 @@
 """The RGB-D normalisation shared by training, refinement and the NeRF regulariser.
 
-RGB in [0, 1] and planar depth in metres are mapped to [-1, 1] (DiffusioNeRF, REFERENCE §3):
-depth becomes disparity `0.2 / max(d, 0.2)`, so near geometry gets resolution and far walls
-do not dominate. Everything is plain torch so gradients flow through `encode`.
+RGB in [0, 1] maps to [-1, 1]. Planar depth in metres maps to [-1, 1] by log-depth over the
+indoor range [0.3, 10] m: a code error is then the same *relative* depth error at every range
+(0.01 of code = 1.75% of depth), where the earlier disparity code `0.4/d - 1` turned 0.01 into
+2.5 cm at 1 m but 40 cm at 4 m and squeezed 1-4 m into 15% of the code range. The comparison is
+measured by `benchmarks/bench_codec.py` (benchmarks/results/codec.md). Plain torch, so gradients
+flow through `encode` inside the range.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-MIN_DEPTH_M = 0.2
-"""Depths below this clamp to disparity 1 (the codec's +1)."""
-MAX_DECODED_DEPTH_M = 20.0
-"""Decoding caps depth here: codes near -1 mean "very far", which indoors is a wall at most this far."""
+CODEC_NAME = "log-depth-0.3-10m"
+"""Recorded in every saved prior: a prior trained with another codec cannot be used with this one."""
+MIN_DEPTH_M = 0.3
+"""Depth at code -1; nearer depths clamp here (the Kinect v1 sees nothing closer than ~0.4 m)."""
+MAX_DEPTH_M = 10.0
+"""Depth at code +1; farther depths clamp here (indoor rooms)."""
+_LOG_RANGE = math.log(MAX_DEPTH_M / MIN_DEPTH_M)
 
 
 def encode_depth(depth_m: Tensor) -> Tensor:
-    """Planar depth in metres to codec space [-1, 1] (far = -1, 0.2 m and closer = +1)."""
-    return 2.0 * (MIN_DEPTH_M / depth_m.clamp(min=MIN_DEPTH_M)) - 1.0
+    """Planar depth in metres to codec space [-1, 1]: 0.3 m and nearer = -1, 10 m and farther = +1."""
+    log_depth = torch.log(depth_m.clamp(MIN_DEPTH_M, MAX_DEPTH_M) / MIN_DEPTH_M)
+    return 2.0 * log_depth / _LOG_RANGE - 1.0
 
 
 def decode_depth(code: Tensor) -> Tensor:
-    """Codec space back to metres, capped at `MAX_DECODED_DEPTH_M`."""
-    disparity = ((code + 1.0) * 0.5).clamp(min=MIN_DEPTH_M / MAX_DECODED_DEPTH_M, max=1.0)
-    return MIN_DEPTH_M / disparity
+    """Codec space back to metres, within [0.3, 10] m (codes outside [-1, 1] clamp)."""
+    return MIN_DEPTH_M * torch.exp((code.clamp(-1.0, 1.0) + 1.0) * (0.5 * _LOG_RANGE))
 
 
 def encode(rgb: Tensor, depth_m: Tensor) -> Tensor:

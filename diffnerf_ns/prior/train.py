@@ -1,8 +1,10 @@
 """Training the RGB-D prior: epsilon-prediction L1 (DiffusioNeRF) plus an optional Sobel edge loss.
 
 Runs through accelerate, so the same loop covers CPU, one GPU with mixed precision, and
-`accelerate launch` multi-GPU. The dataset is deterministic per index, so resuming at step `s`
-continues with exactly the patches an uninterrupted run would have seen.
+`accelerate launch` multi-GPU. Patch sampling (crops, Kinect corruption, nearest fills) is off the
+critical path: steps draw batches from a `PatchBank` of pre-rendered patches on the training device,
+and DataLoader workers render replacement chunks in the background. Bank contents, batch indices and
+noise are all functions of the step, so resuming at step `s` continues exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +29,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from diffnerf_ns.device import default_device
-from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.model import RGBDPrior, predict_noise
 from diffnerf_ns.prior.patches import RGBDPatchDataset, TrainingFrame
 
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
@@ -35,12 +37,14 @@ _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) 
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters; defaults are the DiffusioNeRF-sized prior for a GPU."""
+    """Hyper-parameters; defaults are the shippable prior (10M parameters) for a GPU."""
 
     out: Path = Path("outputs/prior")
     """Final prior folder; checkpoints go to `<out>/checkpoints/`."""
+    init_from: Path | None = None
+    """Fine-tune: start from this prior folder's weights (its architecture and patch size win)."""
     patch_size: int = 48
-    block_out_channels: tuple[int, ...] = (64, 128, 256, 512)
+    block_out_channels: tuple[int, ...] = (32, 64, 128, 192)
     layers_per_block: int = 2
     attention: bool = True
     steps: int = 100_000
@@ -53,14 +57,25 @@ class TrainConfig:
     """Probability that a patch's conditioning is zeroed, training the unconditional prior."""
     sobel_weight: float = 0.0
     """Weight of the edge loss on Sobel gradients of the reconstructed clean patch (0 = off)."""
+    hole_weight: float = 4.0
+    """Extra weight of the depth channel's loss at the conditioning's holes: the pixels refinement invents."""
+    bank_size: int = 8192
+    """Pre-rendered patches held on the training device; batches are drawn from it at random."""
+    bank_chunk: int = 256
+    """Patches per bank refresh; each refresh replaces the oldest chunk."""
+    bank_refresh_every: int = 8
+    """Steps between refreshes: every patch is seen about batch * refresh_every * bank / chunk / bank times."""
+    num_workers: int = 0
+    """DataLoader workers rendering bank chunks in the background (0 = in the training process)."""
     checkpoint_every: int = 5000
     keep_checkpoints: int = 2
     resume: bool = True
     """Continue from the newest checkpoint under `<out>/checkpoints/` when there is one."""
     max_minutes: float | None = None
-    """Stop (and save) after this much wall time even if `steps` are not done; for bounded CPU runs."""
+    """Stop (and save) after this much wall time even if `steps` are not done; for bounded runs."""
+    half_precision_weights: bool = False
+    """Save the final prior's weights in float16 (half the size; loading casts back to float32)."""
     seed: int = 0
-    num_workers: int = 0
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = "auto"
     """`auto`: bf16 (or fp16) on CUDA, full precision on CPU."""
 
@@ -72,6 +87,11 @@ def sobel(x: Tensor) -> Tensor:
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, groups=c)
 
 
+def predicted_x0(x_t: Tensor, eps: Tensor, alpha_bar: Tensor) -> Tensor:
+    """The clean patch implied by a noise prediction: (x_t - sqrt(1 - abar) eps) / sqrt(abar)."""
+    return (x_t - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()
+
+
 def denoising_loss(
     prior: RGBDPrior,
     x0: Tensor,
@@ -80,22 +100,84 @@ def denoising_loss(
     noise: Tensor,
     sobel_weight: float = 0.0,
     net: torch.nn.Module | None = None,
+    hole_weight: float = 0.0,
 ) -> Tensor:
     """L1 on the noise prediction, plus the Sobel loss on x0_hat weighted by alpha_bar.
 
-    `net` is the (possibly DDP-wrapped) prior to call, so multi-GPU gradients are synchronised.
-
+    `net` is the (possibly DDP-wrapped) UNet to call, so multi-GPU gradients are synchronised.
+    `hole_weight` adds weight to the depth channel where the conditioning observed some pixels but not
+    this one: holes are ~10% of pixels, so an unweighted loss spends its capacity on what refinement
+    already knows (RGB, measured depth).
     Weighting by alpha_bar cancels the 1/sqrt(alpha_bar) blow-up of x0_hat at high noise, where an
     edge loss carries no information anyway.
     """
     x_t = prior.scheduler.add_noise(x0, noise, t)
-    eps = (net or prior)(x_t, t, cond).float()
-    loss = (eps - noise).abs().mean()
+    eps = predict_noise(net or prior.unet, x_t, t, cond).float()
+    error = (eps - noise).abs()
+    if hole_weight > 0:
+        observed = cond[:, 1:2] > 0.5
+        holes = observed.flatten(1).any(1).view(-1, 1, 1, 1) & ~observed
+        error = torch.cat([error[:, :3], error[:, 3:] * (1.0 + hole_weight * holes)], 1)
+    loss = error.mean()
     if sobel_weight > 0:
-        abar = prior.alphas_cumprod[t].view(-1, 1, 1, 1)
-        x0_hat = (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
+        abar = prior.alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1)
+        x0_hat = predicted_x0(x_t, eps, abar)
         loss = loss + sobel_weight * (abar * (sobel(x0_hat) - sobel(x0)).abs()).mean()
     return loss
+
+
+class PatchBank:
+    """Pre-rendered training patches on the training device, refreshed chunk by chunk in the background.
+
+    Chunk `c` is dataset items `[c * chunk, (c + 1) * chunk)` and lives in slot `c % slots`. Before
+    step `s` (1-based), `r = (s - 1) // refresh_every` refreshes have happened and the bank holds
+    chunks `r .. r + slots - 1`, so a resumed run rebuilds exactly the bank it had.
+    """
+
+    def __init__(
+        self,
+        dataset: RGBDPatchDataset,
+        size: int,
+        chunk: int,
+        refresh_every: int,
+        num_workers: int,
+        device: torch.device,
+        start_step: int = 0,
+    ) -> None:
+        if size < chunk or chunk < 1 or refresh_every < 1:
+            raise ValueError(f"bank_size {size} must be >= bank_chunk {chunk} >= 1, refresh_every >= 1")
+        self.slots, self.chunk, self.refresh_every = size // chunk, chunk, refresh_every
+        self.refreshes = start_step // refresh_every
+        first_item = self.refreshes * chunk
+        loader = DataLoader(
+            dataset,
+            batch_size=chunk,
+            sampler=range(first_item, len(dataset)),
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,
+            prefetch_factor=2 if num_workers > 0 else None,
+        )
+        self._chunks: Iterator[dict[str, Tensor]] = iter(loader)
+        self.device = device
+        self.x = self.cond = torch.empty(0)
+        for c in range(self.refreshes, self.refreshes + self.slots):
+            self._store(c, next(self._chunks))
+
+    def _store(self, c: int, batch: dict[str, Tensor]) -> None:
+        if self.x.numel() == 0:
+            self.x = torch.empty(self.slots * self.chunk, *batch["x"].shape[1:], device=self.device)
+            self.cond = torch.empty(self.slots * self.chunk, *batch["cond"].shape[1:], device=self.device)
+        rows = slice((c % self.slots) * self.chunk, (c % self.slots + 1) * self.chunk)
+        self.x[rows] = batch["x"].to(self.device, non_blocking=True)
+        self.cond[rows] = batch["cond"].to(self.device, non_blocking=True)
+
+    def batch(self, step: int, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """The (x, cond) batch of 1-based `step`, refreshing the bank first when it is due."""
+        while (step - 1) // self.refresh_every > self.refreshes:
+            self.refreshes += 1
+            self._store(self.refreshes + self.slots - 1, next(self._chunks))
+        index = torch.randint(0, len(self.x), (size,), generator=generator, device=generator.device)
+        return self.x[index.to(self.device)], self.cond[index.to(self.device)]
 
 
 def _mixed_precision(choice: str) -> str:
@@ -111,27 +193,30 @@ def _latest_checkpoint(out: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
+def _initial_prior(config: TrainConfig, resume_from: Path | None) -> RGBDPrior:
+    if resume_from is not None:
+        return RGBDPrior.from_pretrained(resume_from / "ema_prior")
+    if config.init_from is not None:
+        return RGBDPrior.from_pretrained(config.init_from)
+    return RGBDPrior.create(config.patch_size, config.block_out_channels, config.layers_per_block, config.attention)
+
+
 def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[float]:
-    """Train (or resume) a prior on patches of `frames`, save it to `config.out`; return per-step losses."""
+    """Train (or resume, or fine-tune) a prior on patches of `frames`, save it to `config.out`; return losses."""
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
     set_seed(config.seed)
     out = Path(config.out)
     resume_from = _latest_checkpoint(out) if config.resume else None
-    if resume_from is not None:
-        prior = RGBDPrior.from_pretrained(resume_from / "ema_prior", patch_size=config.patch_size)
-    else:
-        prior = RGBDPrior.create(
-            config.patch_size, config.block_out_channels, config.layers_per_block, config.attention
-        )
-    prior.train()
+    prior = _initial_prior(config, resume_from)
+    prior.unet.train()
+    start = json.loads((resume_from / "progress.json").read_text())["step"] if resume_from is not None else 0
     dataset = RGBDPatchDataset(
         frames,
-        config.patch_size,
-        length=config.steps * config.batch_size * accelerator.num_processes,
+        prior.patch_size,
+        length=2**62,
         cond_drop_prob=config.cond_drop_prob,
-        seed=config.seed,
+        seed=config.seed + 7919 * accelerator.process_index,
     )
-    loader = DataLoader(dataset, batch_size=config.batch_size, num_workers=config.num_workers, drop_last=True)
     optimizer = torch.optim.AdamW(prior.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = get_cosine_schedule_with_warmup(
         optimizer, config.warmup_steps * accelerator.num_processes, config.steps * accelerator.num_processes
@@ -143,70 +228,81 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         model_cls=UNet2DModel,
         model_config=prior.unet.config,
     )
-    prior, optimizer, loader, lr_schedule = accelerator.prepare(prior, optimizer, loader, lr_schedule)
-    model: RGBDPrior = accelerator.unwrap_model(prior)
+    unet, optimizer, lr_schedule = accelerator.prepare(prior.unet, optimizer, lr_schedule)
     ema.to(accelerator.device)
-    start = 0
     if resume_from is not None:
         accelerator.load_state(str(resume_from / "state"))
         ema.load_state_dict(torch.load(resume_from / "ema.pt", map_location="cpu", weights_only=True))
         ema.to(accelerator.device)
-        start = json.loads((resume_from / "progress.json").read_text())["step"]
-        loader = accelerator.skip_first_batches(loader, start)
+    # A short run never draws more than steps * batch patches: do not render a bigger bank than that.
+    bank_size = min(config.bank_size, config.steps * config.batch_size)
+    bank = PatchBank(
+        dataset,
+        bank_size,
+        min(config.bank_chunk, bank_size),
+        config.bank_refresh_every,
+        config.num_workers,
+        accelerator.device,
+        start,
+    )
 
     losses: list[float] = []
     started = time.monotonic()
-    bar = tqdm(
-        total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process
-    )
-    for step, batch in enumerate(loader, start=start + 1):
-        x0, cond = batch["x"], batch["cond"]
-        # Noise from a per-step generator, so a resumed run draws exactly what the original would have.
-        generator = torch.Generator(x0.device).manual_seed(config.seed + 1_000_003 * step + accelerator.process_index)
+    bar = tqdm(total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process)
+    for step in range(start + 1, config.steps + 1):
+        # Batch, noise and timesteps from a per-step generator: a resumed run draws what the original would have.
+        generator = torch.Generator(accelerator.device).manual_seed(
+            config.seed + 1_000_003 * step + accelerator.process_index
+        )
+        x0, cond = bank.batch(step, config.batch_size, generator)
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-        t = torch.randint(0, model.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
+        t = torch.randint(0, prior.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
         with accelerator.autocast():
-            loss = denoising_loss(model, x0, cond, t, noise, config.sobel_weight, net=prior)
+            loss = denoising_loss(prior, x0, cond, t, noise, config.sobel_weight, unet, config.hole_weight)
         accelerator.backward(loss)
         if accelerator.sync_gradients:
-            accelerator.clip_grad_norm_(prior.parameters(), 1.0)
+            accelerator.clip_grad_norm_(unet.parameters(), 1.0)
         optimizer.step()
         lr_schedule.step()
         optimizer.zero_grad(set_to_none=True)
-        ema.step(model.unet.parameters())
+        ema.step(prior.unet.parameters())
         losses.append(float(accelerator.gather(loss.detach()).mean()))
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
         if step % config.checkpoint_every == 0 and step < config.steps:
-            _save_checkpoint(accelerator, model, ema, out, step, config)
+            _save_checkpoint(accelerator, prior, ema, out, step, config)
         out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
-        if step >= config.steps or accelerator.gather(torch.tensor([out_of_time], device=x0.device)).any():
+        if accelerator.gather(torch.tensor([out_of_time], device=x0.device)).any():
             break
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _save_ema_prior(model, ema, out)
+        prior.unet = accelerator.unwrap_model(unet)
+        _save_ema_prior(prior, ema, out, config.half_precision_weights)
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
     return losses
 
 
-def _save_ema_prior(model: RGBDPrior, ema: EMAModel, directory: Path) -> None:
+def _save_ema_prior(prior: RGBDPrior, ema: EMAModel, directory: Path, half: bool = False) -> None:
     """Save the EMA weights as a prior folder without disturbing the training weights."""
-    ema.store(model.unet.parameters())
-    ema.copy_to(model.unet.parameters())
-    model.save_pretrained(directory)
-    ema.restore(model.unet.parameters())
+    ema.store(prior.unet.parameters())
+    ema.copy_to(prior.unet.parameters())
+    if half:
+        prior.unet.half()
+    prior.save_pretrained(directory)
+    prior.unet.float()
+    ema.restore(prior.unet.parameters())
 
 
 def _save_checkpoint(
-    accelerator: Accelerator, model: RGBDPrior, ema: EMAModel, out: Path, step: int, config: TrainConfig
+    accelerator: Accelerator, prior: RGBDPrior, ema: EMAModel, out: Path, step: int, config: TrainConfig
 ) -> None:
     """`step-N/`: `ema_prior/` (usable on its own), `state/` + `ema.pt` + `progress.json` to resume."""
     directory = out / "checkpoints" / f"step-{step:08d}"
     accelerator.save_state(str(directory / "state"))
     if accelerator.is_main_process:
         torch.save(ema.state_dict(), directory / "ema.pt")
-        _save_ema_prior(model, ema, directory / "ema_prior")
+        _save_ema_prior(prior, ema, directory / "ema_prior")
         (directory / "progress.json").write_text(json.dumps({"step": step}))
         for old in sorted((out / "checkpoints").glob("step-*"))[: -config.keep_checkpoints]:
             shutil.rmtree(old)

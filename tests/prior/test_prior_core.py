@@ -1,54 +1,101 @@
-"""Prior pieces that need no training: codec, model folders, tiling, and bad input."""
+"""Prior pieces that need no training: codec, pipeline folders, score, losses, tiling, fills and bad input."""
 
 from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
 from diffusers import UNet2DModel
+from PIL import Image
 
-from diffnerf_ns.prior.baselines import joint_bilateral_fill, nearest_fill, opencv_inpaint
+from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior, make_scheduler
 from diffnerf_ns.prior.patches import RGBDPatchDataset, observation_channels
-from diffnerf_ns.prior.refine import RefineConfig, refine_depth, tile_starts, tile_weight
-from diffnerf_ns.prior.rgbd_codec import decode, encode
+from diffnerf_ns.prior.refine import RefineConfig, TiledDenoiser, refine_depth, tile_starts, tile_weight
+from diffnerf_ns.prior.rgbd_codec import CODEC_NAME, decode, decode_depth, encode, encode_depth
 from diffnerf_ns.prior.sources import frames_from_arrays, frames_from_path
-from diffnerf_ns.prior.train import denoising_loss, sobel
+from diffnerf_ns.prior.train import denoising_loss, predicted_x0, sobel
 
 TINY = dict(patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False)
 
 
-def test_codec_round_trip_and_reference_disparity() -> None:
-    rgb = torch.rand(2, 3, 5, 7)
-    depth = torch.rand(2, 1, 5, 7) * 9.0 + 0.2
+def test_codec_round_trips_across_indoor_range_with_bounded_error() -> None:
+    """Round trip within 1e-5 relative over 0.3-10 m, ends at exactly -1/+1, and 0.01 of code <= 2% of depth.
+
+    Catches: a decoder with the wrong log base or range (round trip off), a clamp at the wrong depths
+    (ends not at +-1, or near/far values not clamped), and a disparity code (0.01 of code = 10% at 4 m).
+    """
+    depth = torch.logspace(np.log10(0.3), 1.0, 2000).view(1, 1, 40, 50)
+    rgb = torch.rand(1, 3, 40, 50)
     x = encode(rgb, depth)
     assert x.min() >= -1 and x.max() <= 1
-    # REFERENCE §3: disparity 0.2 / max(d, 0.2), then [0, 1] -> [-1, 1].
-    torch.testing.assert_close(x[:, 3:], 2 * (0.2 / depth) - 1)
     rgb_back, depth_back = decode(x)
     torch.testing.assert_close(rgb_back, rgb)
-    torch.testing.assert_close(depth_back, depth, rtol=1e-5, atol=1e-5)
-    assert float(encode(rgb[:, :, :1, :1], torch.full((2, 1, 1, 1), 0.05))[:, 3].min()) == 1.0
+    assert float(((depth_back - depth).abs() / depth).max()) < 1e-5
+    ends = encode_depth(torch.tensor([0.1, 0.3, 10.0, 25.0]))
+    torch.testing.assert_close(ends, torch.tensor([-1.0, -1.0, 1.0, 1.0]))
+    step = decode_depth(encode_depth(depth) + 0.01) - depth
+    assert float((step / depth)[depth < 9.8].max()) < 0.02  # same relative resolution everywhere
+    assert float((step / depth)[depth < 9.8].min()) > 0.015  # and not wasted near the camera
 
 
 def test_codec_is_differentiable() -> None:
+    """d code / d depth = 2 / (d ln(10 / 0.3)) inside the range (the regulariser's gradient path); a detach fails."""
     depth = torch.full((1, 1, 2, 2), 2.0, requires_grad=True)
     encode(torch.zeros(1, 3, 2, 2), depth)[:, 3].sum().backward()
-    torch.testing.assert_close(depth.grad, torch.full_like(depth, -2 * 0.2 / 4.0))
+    torch.testing.assert_close(depth.grad, torch.full_like(depth, 2 / (2.0 * np.log(10 / 0.3))))
 
 
-def test_save_load_round_trip_is_identical(tmp_path) -> None:
+def test_pipeline_folder_round_trip_is_identical(tmp_path) -> None:
+    """save_pretrained/from_pretrained via diffusers keep weights, schedule and codec; a lossy save fails."""
     torch.manual_seed(0)
     prior = RGBDPrior.create(**TINY).eval()
     prior.save_pretrained(tmp_path / "p")
+    index = json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert index["_class_name"] == "RGBDPrior" and index["depth_codec"] == CODEC_NAME
+    assert index["unet"] == ["diffusers", "UNet2DModel"] and index["scheduler"] == ["diffusers", "DDPMScheduler"]
     loaded = RGBDPrior.from_pretrained(tmp_path / "p", patch_size=16)
     x = torch.rand(3, 4, 16, 16) * 2 - 1
     assert torch.equal(prior.score(x, 40), loaded.score(x, 40))
     assert loaded.patch_size == 16 and loaded.num_train_timesteps == 1000
     assert loaded.scheduler.config.beta_schedule == "squaredcos_cap_v2"
+    assert loaded.to("cpu") is loaded and loaded.device == torch.device("cpu")
+
+
+def _cosine_alpha_bar(t: np.ndarray, steps: int = 1000) -> np.ndarray:
+    """Nichol and Dhariwal's cosine schedule, computed here independently of diffusers."""
+    f = lambda s: np.cos((s / steps + 0.008) / 1.008 * np.pi / 2) ** 2  # noqa: E731
+    betas = np.minimum(1 - f(np.arange(1, steps + 1)) / f(np.arange(steps)), 0.999)
+    return np.cumprod(1 - betas)[t]
+
+
+class _ConstantNoise(torch.nn.Module):
+    """A stand-in UNet predicting eps = 1 everywhere."""
+
+    def forward(self, sample: torch.Tensor, t: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(sample=torch.ones_like(sample[:, :4]))
+
+
+def test_score_is_minus_eps_over_sqrt_one_minus_alpha_bar() -> None:
+    """score = -eps_hat / sqrt(1 - alpha_bar_t), against an independent cosine schedule.
+
+    Catches a missing 1/sqrt(1 - alpha_bar) factor (score = -eps), a sqrt(alpha_bar) in its place,
+    the wrong sign, or an off-by-one timestep.
+    """
+    prior = RGBDPrior.create(**TINY)
+    t = np.array([0, 10, 100, 500, 999])
+    with mock.patch.object(prior.unet, "forward", _ConstantNoise().forward):
+        s = prior.score(torch.zeros(len(t), 4, 16, 16), torch.from_numpy(t))
+    expected = -1.0 / np.sqrt(1 - _cosine_alpha_bar(t))
+    np.testing.assert_allclose(s[:, :, 0, 0].numpy(), np.repeat(expected[:, None], 4, 1), rtol=1e-3)
 
 
 def test_score_api_shapes_and_no_graph() -> None:
+    """The regulariser's contract: shape and dtype kept, no graph, patch size and timestep checked."""
     prior = RGBDPrior.create(**TINY).eval()
     x = (torch.rand(5, 4, 16, 16) * 2 - 1).requires_grad_()
     s = prior.score(x, torch.tensor([3, 10, 50, 99, 999]))
@@ -60,11 +107,20 @@ def test_score_api_shapes_and_no_graph() -> None:
 
 
 def test_bad_prior_folders_are_named(tmp_path) -> None:
+    """Missing, old-format, wrong-patch, wrong-channel and wrong-codec priors each fail with a named reason."""
     with pytest.raises(FileNotFoundError, match="not a prior folder"):
         RGBDPrior.from_pretrained(tmp_path / "missing")
-    RGBDPrior.create(**TINY).save_pretrained(tmp_path / "p16")
+    prior = RGBDPrior.create(**TINY)
+    prior.save_pretrained(tmp_path / "p16")
     with pytest.raises(ValueError, match="16 px patches, not 48"):
         RGBDPrior.from_pretrained(tmp_path / "p16", patch_size=48)
+    prior.unet.save_pretrained(tmp_path / "old" / "unet")  # pre-pipeline layout: unet/ + scheduler/ only
+    with pytest.raises(FileNotFoundError, match="before the diffusers-pipeline format"):
+        RGBDPrior.from_pretrained(tmp_path / "old")
+    index = json.loads((tmp_path / "p16" / "model_index.json").read_text())
+    (tmp_path / "p16" / "model_index.json").write_text(json.dumps(index | {"depth_codec": "disparity-0.2"}))
+    with pytest.raises(ValueError, match="trained with depth codec 'disparity-0.2'"):
+        RGBDPrior.from_pretrained(tmp_path / "p16")
     rgb_only = UNet2DModel(
         sample_size=16,
         in_channels=3,
@@ -77,15 +133,17 @@ def test_bad_prior_folders_are_named(tmp_path) -> None:
     )
     rgb_only.save_pretrained(tmp_path / "rgb" / "unet")
     make_scheduler().save_pretrained(tmp_path / "rgb" / "scheduler")
+    (tmp_path / "rgb" / "model_index.json").write_text(json.dumps(index))
     with pytest.raises(ValueError, match="3 input / 3 output channels"):
         RGBDPrior.from_pretrained(tmp_path / "rgb")
 
 
 def test_bad_depth_and_sizes_are_named() -> None:
+    """NaN, all-zero, mismatched and too-small inputs are refused with the problem named, not refined."""
     prior = RGBDPrior.create(**TINY).eval()
     rgb = np.zeros((20, 24, 3), np.uint8)
     depth = np.ones((20, 24), np.float32)
-    fast = RefineConfig(steps=2, samples=1, strength=1.0)
+    fast = RefineConfig(steps=2, samples=2)
     with pytest.raises(ValueError, match="NaN"):
         refine_depth(prior, rgb, np.where(depth > 0, np.nan, depth), fast)
     with pytest.raises(ValueError, match="all zero"):
@@ -94,15 +152,33 @@ def test_bad_depth_and_sizes_are_named() -> None:
         refine_depth(prior, rgb, np.ones((20, 23), np.float32), fast)
     with pytest.raises(ValueError, match="smaller than the 16 px patch"):
         refine_depth(prior, rgb[:10], depth[:10], fast)
+    with pytest.raises(ValueError, match="samples must be >= 2"):
+        refine_depth(prior, rgb, depth, RefineConfig(steps=2, samples=1))
     with pytest.raises(ValueError, match="all zero"):
         RGBDPatchDataset(frames_from_arrays([rgb], [np.zeros_like(depth)]), 16)
 
 
 def test_tiles_cover_the_frame_with_positive_weights() -> None:
+    """Tiles reach both frame edges, and blend weights never vanish (a zero would divide by zero)."""
     assert tile_starts(48, 16, 5) == [0, 11, 22, 32]
     assert tile_starts(16, 16, 5) == [0]
     w = tile_weight(16, 5)
     assert float(w.min()) > 0 and float(w.max()) == 1.0
+
+
+def test_tiled_denoiser_has_no_seams() -> None:
+    """A per-pixel network blended over overlapping tiles must give exactly its whole-frame answer.
+
+    Catches a missing weight normalisation (overlaps count twice), misplaced tiles, or an uncovered border.
+    """
+    prior = RGBDPrior.create(**TINY)
+    per_pixel = lambda sample, t: SimpleNamespace(sample=torch.tanh(3 * sample[:, :4]) + sample[:, 4:5])  # noqa: E731
+    x = torch.rand(2, 4, 37, 53) * 2 - 1
+    cond = torch.rand(1, 2, 37, 53)
+    denoiser = TiledDenoiser(prior, 37, 53, overlap=5, batch_size=7)
+    with mock.patch.object(prior.unet, "forward", per_pixel):
+        blended = denoiser(x, torch.tensor(10), denoiser.tiles(cond).repeat(2, 1, 1, 1))
+    torch.testing.assert_close(blended, torch.tanh(3 * x) + cond[:, :1], rtol=1e-5, atol=1e-5)
 
 
 def test_patch_dataset_is_deterministic_and_in_codec_range() -> None:
@@ -130,24 +206,86 @@ def test_classical_baselines_fill_every_hole() -> None:
     depth = np.full((20, 30), 2.0, np.float32)
     depth[5:9, 10:14] = 0
     rgb = np.full((20, 30, 3), 128, np.uint8)
-    for fill in (nearest_fill(depth), opencv_inpaint(depth), joint_bilateral_fill(depth, rgb)):
+    for fill in (
+        nearest_fill(depth),
+        opencv_inpaint(depth),
+        joint_bilateral_fill(depth, rgb),
+        colorization_fill(depth, rgb),
+    ):
         np.testing.assert_allclose(fill, 2.0, atol=2e-3)
 
 
 def test_sobel_edge_loss_uses_the_reconstructed_clean_patch() -> None:
+    """The Sobel term compares sobel(x0_hat) with sobel(x0), x0_hat = (x_t - sqrt(1 - abar) eps) / sqrt(abar).
+
+    An oracle network that predicts the true noise must give a loss of exactly 0 (any other x0 formula
+    leaves an edge error); a network off by a known delta must give the edge term computed here by hand,
+    alpha_bar weighting included.
+    """
     ramp = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 1, 8, 8)
     grad = sobel(ramp)
     torch.testing.assert_close(grad[0, 0, :, 1:-1], torch.ones(8, 6))  # normalised: the slope itself
     torch.testing.assert_close(grad[0, 1], torch.zeros(8, 8))
     prior = RGBDPrior.create(**TINY)
-    x0 = torch.rand(4, 4, 16, 16) * 2 - 1
-    cond, noise = torch.zeros(4, 2, 16, 16), torch.randn(4, 4, 16, 16)
-    t = torch.tensor([1, 10, 100, 999])
-    plain = denoising_loss(prior, x0, cond, t, noise)
-    with_edges = denoising_loss(prior, x0, cond, t, noise, sobel_weight=1.0)
-    assert torch.isfinite(with_edges) and with_edges > plain
-    with_edges.backward()
-    assert all(p.grad is not None for p in prior.unet.parameters() if p.requires_grad)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 4, 16, 16, generator=gen) * 2 - 1
+    cond, noise = torch.zeros(4, 2, 16, 16), torch.randn(4, 4, 16, 16, generator=gen)
+    delta = 0.1 * torch.randn(4, 4, 16, 16, generator=gen)
+    t = torch.tensor([1, 10, 100, 900])
+    abar = torch.from_numpy(_cosine_alpha_bar(t.numpy())).float().view(-1, 1, 1, 1)
+
+    def oracle(offset: torch.Tensor):
+        def forward(sample: torch.Tensor, timestep: torch.Tensor) -> SimpleNamespace:
+            eps = (sample[:, :4] - abar.sqrt() * x0) / (1 - abar).sqrt()
+            return SimpleNamespace(sample=eps + offset)
+
+        return forward
+
+    with mock.patch.object(prior.unet, "forward", oracle(torch.zeros_like(delta))):
+        exact = denoising_loss(prior, x0, cond, t, noise, sobel_weight=1.0)
+    assert float(exact) < 1e-5
+    with mock.patch.object(prior.unet, "forward", oracle(delta)):
+        off = denoising_loss(prior, x0, cond, t, noise, sobel_weight=2.0)
+    x0_error = -(1 - abar).sqrt() / abar.sqrt() * delta
+    expected = delta.abs().mean() + 2.0 * (abar * sobel(x0_error).abs()).mean()
+    torch.testing.assert_close(off, expected, rtol=1e-4, atol=1e-6)
+    x_t = prior.scheduler.add_noise(x0, noise, t)
+    torch.testing.assert_close(predicted_x0(x_t, noise, abar), x0, atol=2e-4, rtol=0)
+
+
+def test_hole_weight_weights_only_depth_at_conditioning_holes() -> None:
+    """hole_weight multiplies the depth-channel error at unobserved pixels of conditioned patches only.
+
+    Catches weighting RGB, weighting observed pixels, or weighting unconditional (all-zero) patches.
+    """
+    prior = RGBDPrior.create(**TINY)
+    x0, noise = torch.zeros(2, 4, 16, 16), torch.zeros(2, 4, 16, 16)
+    cond = torch.zeros(2, 2, 16, 16)
+    cond[0, 1, :, 8:] = 1.0  # patch 0 observed on its right half; patch 1 unconditional
+    unit_error = lambda sample, t: SimpleNamespace(sample=torch.ones_like(sample[:, :4]))  # noqa: E731
+    t = torch.tensor([5, 5])
+    with mock.patch.object(prior.unet, "forward", unit_error):
+        plain = denoising_loss(prior, x0, cond, t, noise)
+        weighted = denoising_loss(prior, x0, cond, t, noise, hole_weight=3.0)
+    holes = 16 * 8  # left half of patch 0, depth channel
+    torch.testing.assert_close(weighted - plain, torch.tensor(3.0 * holes / (2 * 4 * 16 * 16)))
+
+
+def test_colorization_fill_matches_the_nyu_toolbox(fixtures_dir) -> None:
+    """Our `fill_depth_colorization` port against the toolbox's own output for a real NYU frame.
+
+    The fixture's depth.png was made by the MATLAB toolbox from rawdepth.png + images.png, an outside
+    truth: a wrong affinity (no colour term, wrong csig) or data weight moves hole pixels by centimetres.
+    """
+    folder = fixtures_dir / "nyu_labeled_frame"
+    rgb = np.asarray(Image.open(folder / "images.png").convert("RGB"))
+    raw = np.asarray(Image.open(folder / "rawdepth.png")).astype(np.float32) / 1000.0
+    toolbox = np.asarray(Image.open(folder / "depth.png")).astype(np.float32) / 1000.0
+    holes = raw == 0
+    ours = np.abs(colorization_fill(raw, rgb) - toolbox)[holes]
+    nearest = np.abs(nearest_fill(raw) - toolbox)[holes]
+    assert np.median(ours) < 0.002 and np.percentile(ours, 90) < 0.02, (np.median(ours), np.percentile(ours, 90))
+    assert np.median(nearest) > 0.05  # the check can tell fills apart
 
 
 def test_labeled_mat_frames_are_cropped_with_raw_depth(tmp_path) -> None:

@@ -17,7 +17,7 @@ from PIL import Image
 from data_converters.nerfstudio_scene import RGBDFrame, write_scene
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
-from diffnerf_ns.prior.baselines import opencv_inpaint
+from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
 from diffnerf_ns.prior.model import RGBDPrior
@@ -39,8 +39,11 @@ TINY = TrainConfig(
     ema_decay=0.995,
     checkpoint_every=200,
     resume=False,
+    bank_size=1024,
+    bank_chunk=128,
+    bank_refresh_every=10,
 )
-SAMPLING = RefineConfig(steps=20, samples=4, strength=0.2, overlap=5)
+SAMPLING = RefineConfig(steps=10, samples=4, overlap=5)
 
 
 @contextmanager
@@ -118,24 +121,50 @@ def test_score_points_toward_the_data(prior, held_out_patches) -> None:
         assert float((after < before).float().mean()) > 0.9, t
 
 
-def _rmse(depth: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.sqrt(((depth - gt) ** 2).mean()))
+def _rmse(depth: np.ndarray, gt: np.ndarray, where: np.ndarray) -> float:
+    return float(np.sqrt(((depth - gt)[where] ** 2).mean()))
 
 
-def test_refinement_beats_raw_and_inpainting(prior) -> None:
+@pytest.mark.xfail(
+    strict=True,
+    reason="a 400-step 16 px CPU prior is not yet better than nearest fill in holes (issue 9 target); "
+    "strict, so the day it passes this marker has to go",
+)
+def test_refinement_beats_nearest_fill_in_holes(prior) -> None:
+    """Over 3 held-out Kinect-noise frames, hole RMSE at least 10% below nearest fill's.
+
+    A refiner that ignores the prior (returns nearest fill), or a noisy/no-op sampler, fails this.
+    """
     frames = synthetic_room_frames(3, WIDTH, HEIGHT, seed=7, noise_model=KinectNoiseModel())
-    rmse = {"raw": [], "inpaint": [], "prior": []}
+    prior_rmse, nearest_rmse = [], []
     for frame in frames:
-        refined, confidence = refine_depth(prior, frame.rgb, frame.raw, SAMPLING)
-        assert refined.shape == frame.depth.shape and (refined > 0).all()
-        assert ((confidence >= 0) & (confidence <= 1)).all()
-        rmse["raw"].append(_rmse(frame.raw, frame.depth))
-        rmse["inpaint"].append(_rmse(opencv_inpaint(frame.raw), frame.depth))
-        rmse["prior"].append(_rmse(refined, frame.depth))
-    mean = {k: float(np.mean(v)) for k, v in rmse.items()}
-    print(mean)
-    assert mean["prior"] < mean["raw"]
-    assert mean["prior"] < mean["inpaint"]
+        holes = frame.raw <= 0
+        result = refine_depth(prior, frame.rgb, frame.raw, SAMPLING)
+        prior_rmse.append(_rmse(result.depth, frame.depth, holes))
+        nearest_rmse.append(_rmse(nearest_fill(frame.raw), frame.depth, holes))
+    print({"prior": prior_rmse, "nearest": nearest_rmse})
+    assert np.mean(prior_rmse) < 0.9 * np.mean(nearest_rmse)
+
+
+def test_refinement_keeps_observations_and_states_calibrated_intervals(prior) -> None:
+    """Observed pixels keep the measurement; in holes the stated 90% interval holds the truth 75-99% of the time.
+
+    Catches: observations overwritten by samples, an interval from the raw sample std (too narrow with
+    4 samples), or a spread that does not come from independent samples (all intervals of width 0).
+    """
+    frames = synthetic_room_frames(2, WIDTH, HEIGHT, seed=8, noise_model=KinectNoiseModel())
+    inside = []
+    for frame in frames:
+        result = refine_depth(prior, frame.rgb, frame.raw, SAMPLING)
+        observed = frame.raw > 0
+        np.testing.assert_array_equal(result.depth[observed], frame.raw[observed])
+        assert result.samples.shape == (SAMPLING.samples, HEIGHT, WIDTH)
+        assert ((result.confidence >= 0) & (result.confidence <= 1)).all()
+        assert (result.lower <= result.depth).all() and (result.depth <= result.upper).all()
+        holes = ~observed
+        inside.append(((frame.depth >= result.lower) & (frame.depth <= result.upper))[holes])
+    coverage = float(np.concatenate(inside).mean())
+    assert 0.75 <= coverage <= 0.99, coverage
 
 
 def _scene(tmp_path: Path) -> Path:
@@ -152,6 +181,8 @@ def _scene(tmp_path: Path) -> Path:
 
 
 def test_refine_scene_writes_depth_and_confidence(prior, tmp_path) -> None:
+    """Layers land in depth_refined/ and depth_confidence/ with their transforms.json keys; raw depth untouched;
+    a frame of the wrong size stops the run with transforms.json as it was."""
     scene = _scene(tmp_path)
     refine_scene(prior, scene, replace(SAMPLING, samples=2))
     frames = json.loads((scene / "transforms.json").read_text())["frames"]
@@ -163,14 +194,28 @@ def test_refine_scene_writes_depth_and_confidence(prior, tmp_path) -> None:
         assert refined.dtype == np.uint16 and refined.shape == (HEIGHT, WIDTH) and (refined > 0).all()
         assert confidence.dtype == np.uint16 and confidence.shape == (HEIGHT, WIDTH)
         np.testing.assert_array_equal(refined[raw > 0], raw[raw > 0])  # observations kept
-    Image.fromarray(np.zeros((HEIGHT, WIDTH + 2, 3), np.uint8)).save(scene / frames[0]["file_path"])
+    Image.fromarray(np.zeros((HEIGHT, WIDTH + 2, 3), np.uint8)).save(scene / frames[1]["file_path"])
+    before = (scene / "transforms.json").read_text()
     with pytest.raises(ValueError, match="differ from the scene size"):
         refine_scene(prior, scene, SAMPLING)
+    assert (scene / "transforms.json").read_text() == before
 
 
 def test_resume_continues_exactly(tmp_path) -> None:
+    """A run resumed from its step-3 checkpoint reproduces the uninterrupted losses: bank refreshes, batch
+    indices and noise all follow the step (a bank rebuilt from the start, or a reseeded stream, fails)."""
     frames = synthetic_room_frames(2, 48, 36, seed=2)
-    config = replace(TINY, out=tmp_path / "run", steps=6, batch_size=4, checkpoint_every=3, resume=True)
+    config = replace(
+        TINY,
+        out=tmp_path / "run",
+        steps=6,
+        batch_size=4,
+        checkpoint_every=3,
+        resume=True,
+        bank_size=32,
+        bank_chunk=8,
+        bank_refresh_every=2,
+    )
     full = train_prior(frames, config)
     for path in (tmp_path / "run").iterdir():  # keep only the step-3 checkpoint, as after a crash
         if path.name != "checkpoints":
@@ -181,7 +226,7 @@ def test_resume_continues_exactly(tmp_path) -> None:
 
 def test_scene_prior_fallback_is_cached(tmp_path) -> None:
     scene = _scene(tmp_path)
-    config = replace(TINY, out=scene / "prior", steps=3, batch_size=4, checkpoint_every=100)
+    config = replace(TINY, out=scene / "prior", steps=3, batch_size=4, checkpoint_every=100, bank_size=32, bank_chunk=8)
     path = ensure_scene_prior(scene, config)
     assert path == scene / "prior"
     weights = path / "unet" / "diffusion_pytorch_model.safetensors"
@@ -195,11 +240,38 @@ def test_cli_fits_the_fallback_and_refines_with_it(tmp_path) -> None:
     fit = [
         "fit-scene", "--scene", str(scene), "--config.patch-size", "16", "--config.block-out-channels", "16", "32",
         "--config.layers-per-block", "1", "--config.no-attention", "--config.steps", "3", "--config.batch-size", "4",
+        "--config.bank-size", "32", "--config.bank-chunk", "8",
     ]  # fmt: skip
     tyro.cli(Command, args=fit).main()
     assert (scene / "prior" / "unet" / "config.json").is_file()
-    refine = ["refine", "--scene", str(scene), "--sampling.steps", "4", "--sampling.samples", "1",
+    refine = ["refine", "--scene", str(scene), "--sampling.steps", "4", "--sampling.samples", "2",
               "--sampling.strength", "0.5", "--sampling.overlap", "5"]  # fmt: skip
     tyro.cli(Command, args=refine).main()  # no --prior: uses the cached scene prior
     frames = json.loads((scene / "transforms.json").read_text())["frames"]
     assert all((scene / f["refined_depth_file_path"]).is_file() for f in frames)
+
+
+def test_fine_tuning_starts_from_the_given_prior_and_saves_half_weights(prior, tiny_prior_run, tmp_path) -> None:
+    """`init_from` loads the prior (its patch size wins over the config's); with lr 0 the fine-tuned prior is
+    that prior, saved in float16 at half the size. Ignoring `init_from` (a fresh UNet) fails."""
+    frames = synthetic_room_frames(2, 48, 36, seed=2)
+    config = replace(
+        TINY,
+        out=tmp_path / "tuned",
+        init_from=tiny_prior_run[0],
+        patch_size=48,
+        lr=0.0,
+        warmup_steps=0,
+        steps=2,
+        batch_size=4,
+        bank_size=16,
+        bank_chunk=8,
+        half_precision_weights=True,
+    )
+    train_prior(frames, config)
+    tuned = RGBDPrior.from_pretrained(tmp_path / "tuned", patch_size=16)
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    full, half = (tiny_prior_run[0] / weights).stat().st_size, (tmp_path / "tuned" / weights).stat().st_size
+    assert half < 0.6 * full and tuned.unet.dtype == torch.float32
+    x = torch.rand(4, 4, 16, 16) * 2 - 1
+    torch.testing.assert_close(tuned.score(x, 50), prior.score(x, 50), rtol=2e-2, atol=2e-2)
