@@ -32,8 +32,8 @@ from PIL import Image
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.patches import synthetic_room_frames
 from diffnerf_ns.prior.refine import RefineConfig, Refinement, refine_depth
+from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 matplotlib.use("Agg")

@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 import tyro
 
-from diffnerf_ns.prior.patches import RGBDPatchDataset, synthetic_room_frames
+from diffnerf_ns.prior.patches import RGBDPatchDataset
+from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 CONFIGS = {

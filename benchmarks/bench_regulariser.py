@@ -28,7 +28,7 @@ from PIL import Image
 from data_converters.nerfstudio_scene import RGBDFrame, load_scene, split_view, write_scene
 from data_converters.synthetic.demo_scene import make_demo_scene
 from diffnerf_ns.metrics import surface_metrics
-from diffnerf_ns.prior.patches import synthetic_room_frames
+from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"

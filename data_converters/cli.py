@@ -1,7 +1,8 @@
 """`diffnerf-convert <layout|auto> ...`: any RGB-D capture into a posed nerfstudio scene.
 
 `diffnerf-convert-nyu raw|labeled` is kept as the older spelling of the two NYU subcommands. The
-synthetic-data generators' commands (`diffnerf-make-demo`, `diffnerf-make-nyu-raw`) live here too.
+synthetic-data generators' commands (`diffnerf-make-demo`, `diffnerf-make-nyu-raw`, `diffnerf-make-corpus`)
+live here too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.nyu.labeled import export_labeled_scene, labeled_pose_config
 from data_converters.poses import PoseConfig
 from data_converters.resolve import ensure_nerfstudio_scene
+from data_converters.synthetic.corpus import Split, write_corpus
 from data_converters.synthetic.demo_scene import make_demo_scene
+from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, write_nyu_raw_scene
 
 
@@ -137,9 +140,12 @@ class MakeDemo:
     width: int = 160
     height: int = 120
     seed: int = 0
+    kinect_noise: bool = False
+    """Store Kinect-corrupted depth (as the sensor would) instead of exact depth."""
 
     def main(self) -> None:
-        path = make_demo_scene(self.out, self.num_frames, self.width, self.height, self.seed)
+        noise = KinectNoiseModel.registered_to_rgb() if self.kinect_noise else None
+        path = make_demo_scene(self.out, self.num_frames, self.width, self.height, self.seed, noise)
         print(f"wrote {path}")
 
 
@@ -156,6 +162,28 @@ class MakeNYURaw:
             f"wrote {gt.scene_dir} ({len(gt.depth_files)} good frames, {len(gt.dropped_depth_files)} without RGB, "
             f"{len(gt.invalid_depth_files)} all-invalid); ground truth in {gt.gt_dir}"
         )
+
+
+@dataclass
+class MakeCorpus:
+    """Render the procedural indoor corpus (train or held-out rooms) to .npz shards with exact and Kinect depth."""
+
+    out: Path = Path("outputs/corpus/train")
+    num_rooms: int = 100
+    views_per_room: int = 10
+    width: int = 160
+    height: int = 120
+    seed: int = 0
+    split: Split = "train"
+    """"heldout" rooms come from a seed stream disjoint from "train": benchmark on them."""
+    workers: int = 1
+    """Processes rendering rooms in parallel (one core each)."""
+
+    def main(self) -> None:
+        path = write_corpus(
+            self.out, self.num_rooms, self.views_per_room, self.width, self.height, self.seed, self.split, self.workers
+        )
+        print(f"wrote {self.num_rooms * self.views_per_room} frames to {path}")
 
 
 COMMANDS = {
@@ -197,6 +225,11 @@ def make_demo_entrypoint() -> None:
 def make_nyu_raw_entrypoint() -> None:
     """`diffnerf-make-nyu-raw`"""
     tyro.cli(MakeNYURaw).main()
+
+
+def make_corpus_entrypoint() -> None:
+    """`diffnerf-make-corpus`"""
+    tyro.cli(MakeCorpus).main()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 from data_converters.nerfstudio_scene import RGBDFrame, write_scene
+from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
 
 
@@ -18,16 +19,27 @@ def scaled_intrinsics(width: int, height: int, hfov_degrees: float = 62.0) -> np
 
 
 def make_demo_scene(
-    out_dir: Path, num_frames: int = 40, width: int = 160, height: int = 120, seed: int = 0
+    out_dir: Path,
+    num_frames: int = 40,
+    width: int = 160,
+    height: int = 120,
+    seed: int = 0,
+    kinect_noise: KinectNoiseModel | None = None,
 ) -> Path:
-    """Render the demo room along a hand-held path; depth PNGs are exact ground truth."""
+    """Render the demo room along a hand-held path; depth PNGs are exact ground truth.
+
+    With `kinect_noise`, depth is what a Kinect would store instead (quantised, noisy, holed).
+    """
     scene = RoomScene.default()
     K = scaled_intrinsics(width, height)
     poses = handheld_trajectory(num_frames, seed=seed)
+    rng = np.random.default_rng(seed)
 
     def frames():
         for i, c2w in enumerate(tqdm(poses, desc="rendering demo scene", leave=False)):
             rgb, depth = scene.render(K, c2w, height, width)
+            if kinect_noise is not None:
+                depth = kinect_noise.corrupt(depth, rgb, rng, K=K)
             yield RGBDFrame((rgb * 255 + 0.5).astype(np.uint8), depth, c2w, f"frame_{i:05d}")
 
     lo, hi = scene.bounds()
@@ -39,7 +51,8 @@ def make_demo_scene(
         frames(),
         metadata={
             "source": "synthetic demo room (data_converters.synthetic)",
-            "ground_truth": True,
+            "ground_truth": kinect_noise is None,
+            "depth": "exact" if kinect_noise is None else "Kinect-corrupted (data_converters.synthetic.kinect_noise)",
             "scene_bounds_m": [lo.tolist(), hi.tolist()],
             "seed": seed,
         },

@@ -99,7 +99,7 @@ def _render_frame(
     c2w_depth = c2w_rig @ cal.depth_to_rgb()
     depth_rgb, depth = scene.render_rays(c2w_depth, _distorted_grid_rays("depth"))
     depth = depth.reshape(cal.HEIGHT, cal.WIDTH)
-    raw = KinectNoiseModel().corrupt_raw(depth, depth_rgb.reshape(cal.HEIGHT, cal.WIDTH, 3), rng)
+    raw = KinectNoiseModel().corrupt_raw(depth, depth_rgb.reshape(cal.HEIGHT, cal.WIDTH, 3), rng, K=cal.K_DEPTH)
     return (rgb * 255 + 0.5).astype(np.uint8), raw, gt_depth, depth
 
 
@@ -165,7 +165,7 @@ def write_nyu_raw_scene(out_dir: Path, spec: NYURawSpec | None = None) -> NYURaw
             if i in spec.stalls:  # RGB stalls; the camera rests while depth keeps recording
                 for k in range(spec.frames_per_stall):
                     t_stall = t + spec.stall_seconds * (k + 1) / (spec.frames_per_stall + 1)
-                    stall_raw = KinectNoiseModel().corrupt_raw(depth_cam, np.full((*raw.shape, 3), 0.5), rng)
+                    stall_raw = KinectNoiseModel().corrupt_raw(depth_cam, None, rng, K=cal.K_DEPTH)
                     write_pgm(out_dir / name("d", t_stall, "pgm"), stall_raw)
                     gt.dropped_depth_files.append(name("d", t_stall, "pgm"))
                 t += spec.stall_seconds

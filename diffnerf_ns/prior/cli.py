@@ -11,8 +11,8 @@ import tyro
 from diffnerf_ns.device import resolve_device
 from diffnerf_ns.prior.fallback import ensure_scene_prior, scene_prior_config
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.patches import frames_from_path
 from diffnerf_ns.prior.refine import RefineConfig, refine_scene
+from diffnerf_ns.prior.sources import frames_from_path
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 SHIPPABLE_MB = 25.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.patches import frames_from_scene
+from diffnerf_ns.prior.sources import frames_from_scene
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 

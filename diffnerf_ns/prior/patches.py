@@ -9,33 +9,19 @@ channels are the frame's own raw depth when the source has one (NYU `rawDepths`)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from data_converters.nerfstudio_scene import load_scene
-from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
-from data_converters.synthetic.room import RoomScene, handheld_trajectory
 from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
+from diffnerf_ns.prior.sources import TrainingFrame
 
 MAX_CROP_TRIES = 64
 MAX_TARGET_HOLES = 0.03
 """A target crop may miss this fraction of depth (speckle in raw scenes); those pixels are nearest-filled."""
-
-
-@dataclass
-class TrainingFrame:
-    """One RGB-D frame to crop from; `raw` is an optional real sensor observation of `depth`."""
-
-    rgb: np.ndarray  # (H, W, 3) uint8
-    depth: np.ndarray  # (H, W) float32 metres, 0 = unknown
-    name: str
-    raw: np.ndarray | None = None  # (H, W) float32 metres, 0 = missing
 
 
 def check_rgbd(rgb: np.ndarray, depth: np.ndarray, name: str, min_size: int = 1) -> None:
@@ -50,74 +36,6 @@ def check_rgbd(rgb: np.ndarray, depth: np.ndarray, name: str, min_size: int = 1)
         raise ValueError(f"{name}: depth has NaN/inf values; mark missing depth with 0")
     if not (depth > 0).any():
         raise ValueError(f"{name}: depth is all zero (no valid pixel)")
-
-
-def frames_from_arrays(
-    rgbs: Sequence[np.ndarray], depths: Sequence[np.ndarray], raws: Sequence[np.ndarray] | None = None
-) -> list[TrainingFrame]:
-    """Wrap in-memory arrays (RGB uint8 or float in [0, 1], depth in metres) as training frames."""
-    frames = []
-    for i, (rgb, depth) in enumerate(zip(rgbs, depths, strict=True)):
-        rgb = np.asarray(rgb)
-        if rgb.dtype != np.uint8:
-            rgb = (np.clip(rgb, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-        raw = None if raws is None else np.asarray(raws[i], np.float32)
-        frames.append(TrainingFrame(rgb, np.asarray(depth, np.float32), f"frame {i}", raw))
-    return frames
-
-
-def frames_from_scene(scene_dir: Path) -> list[TrainingFrame]:
-    """All frames of a converted scene; its (raw, holed) depth is the target, crops avoid holes."""
-    scene = load_scene(scene_dir)
-    return [
-        TrainingFrame(scene.rgb(i), scene.depth(i), str(scene.depth_paths[i]))
-        for i in range(len(scene.image_paths))
-    ]
-
-
-def synthetic_room_frames(
-    num_frames: int, width: int, height: int, seed: int = 0, noise_model: KinectNoiseModel | None = None
-) -> list[TrainingFrame]:
-    """Renders of the synthetic room with exact depth; with `noise_model`, `raw` holds a Kinect corruption.
-
-    Ground truth for tests and benchmarks; without a noise model the dataset corrupts each crop afresh.
-    """
-    scene, K = RoomScene.default(), scaled_intrinsics(width, height)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i, c2w in enumerate(handheld_trajectory(num_frames, seed=seed)):
-        rgb, depth = scene.render(K, c2w, height, width)
-        rgb8 = (rgb * 255 + 0.5).astype(np.uint8)
-        raw = None if noise_model is None else noise_model.corrupt(depth, rgb, rng)
-        frames.append(TrainingFrame(rgb8, depth, f"synthetic room {seed}:{i}", raw))
-    return frames
-
-
-def frames_from_labeled(path: Path, indices: Sequence[int] | None = None) -> list[TrainingFrame]:
-    """Frames of `nyu_depth_v2_labeled.mat`, border cropped: filled `depths` as target, `rawDepths` as raw."""
-    from data_converters.nyu.calibration import CROP_COLS as cols
-    from data_converters.nyu.calibration import CROP_ROWS as rows
-    from data_converters.nyu.labeled import LabeledNYU  # h5py reader; only needed for the .mat
-
-    with LabeledNYU(path) as nyu:
-        frames = nyu.iter_frames(indices)
-        return [
-            TrainingFrame(f.rgb[rows, cols], f.depth[rows, cols], f"{path}[{f.index}]", f.raw_depth[rows, cols])
-            for f in frames
-        ]
-
-
-def frames_from_path(path: Path, indices: Sequence[int] | None = None) -> list[TrainingFrame]:
-    """The labeled .mat (optionally only `indices`), a converted scene, or a folder of converted scenes."""
-    path = Path(path)
-    if path.suffix == ".mat":
-        return frames_from_labeled(path, indices)
-    if (path / "transforms.json").is_file():
-        return frames_from_scene(path)
-    scenes = sorted(p for p in path.iterdir() if (p / "transforms.json").is_file()) if path.is_dir() else []
-    if not scenes:
-        raise FileNotFoundError(f"{path}: neither a converted scene (transforms.json) nor a folder of them")
-    return [frame for scene in scenes for frame in frames_from_scene(scene)]
 
 
 class RGBDPatchDataset(Dataset):

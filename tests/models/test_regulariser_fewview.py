@@ -16,7 +16,7 @@ from data_converters.nerfstudio_scene import split_view
 from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.diffnerf_config import diffnerf_few_view_method, diffnerf_few_view_no_prior_method
 from diffnerf_ns.presets import configure_run
-from diffnerf_ns.prior.patches import frames_from_scene
+from diffnerf_ns.prior.sources import frames_from_scene
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 ITERATIONS = 120

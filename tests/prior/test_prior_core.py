@@ -14,9 +14,10 @@ from PIL import Image
 
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior, make_scheduler
-from diffnerf_ns.prior.patches import RGBDPatchDataset, frames_from_arrays, frames_from_path, observation_channels
+from diffnerf_ns.prior.patches import RGBDPatchDataset, observation_channels
 from diffnerf_ns.prior.refine import RefineConfig, TiledDenoiser, refine_depth, tile_starts, tile_weight
 from diffnerf_ns.prior.rgbd_codec import CODEC_NAME, decode, decode_depth, encode, encode_depth
+from diffnerf_ns.prior.sources import frames_from_arrays, frames_from_path
 from diffnerf_ns.prior.train import denoising_loss, predicted_x0, sobel
 
 TINY = dict(patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False)
@@ -306,7 +307,7 @@ def test_labeled_mat_frames_are_cropped_with_raw_depth(tmp_path) -> None:
             ds = f.create_dataset(key, (1, 2), dtype=h5py.ref_dtype)
             for i in range(2):
                 ds[0, i] = refs.create_dataset(f"{key}{i}", data=np.array([[ord("a")]], np.uint16)).ref
-    frames = frames_from_path(path, [1])
+    frames = list(frames_from_path(path, [1]))
     assert len(frames) == 1 and frames[0].rgb.shape == (427, 561, 3)
     np.testing.assert_array_equal(frames[0].rgb, rgb[1, 44:471, 40:601])
     np.testing.assert_array_equal(frames[0].raw, raw[1, 44:471, 40:601])

@@ -21,8 +21,9 @@ from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.patches import RGBDPatchDataset, synthetic_room_frames
+from diffnerf_ns.prior.patches import RGBDPatchDataset
 from diffnerf_ns.prior.refine import RefineConfig, refine_depth, refine_scene
+from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, denoising_loss, train_prior
 
 WIDTH, HEIGHT = 96, 72
