@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import torch
-from nerfstudio.models.depth_nerfacto import DepthNerfactoModel
 from PIL import Image
 
 from data_converters.nerfstudio_scene import depth_to_png_mm, read_depth_png
@@ -58,15 +56,3 @@ def test_refined_depth_and_confidence_reach_the_batch(demo_scene: Path, tmp_path
             raw_seen += 1
             assert torch.allclose(diff, torch.zeros_like(diff)) and conf.min() == 1
     assert refined_seen > 0 and raw_seen > 0
-
-
-def test_confidence_weights_the_depth_loss(trained) -> None:
-    """Each ray keeps its depth target with probability = confidence (expected loss is weighted)."""
-    model = trained[1].pipeline.model
-    model.train()
-    seen = {}
-    with mock.patch.object(DepthNerfactoModel, "get_metrics_dict", lambda self, o, b: seen.update(b) or {}):
-        batch = {"depth_image": torch.ones(20000, 1), "depth_confidence": torch.full((20000, 1), 0.3)}
-        model.get_metrics_dict({}, batch)
-    kept = float((seen["depth_image"] > 0).float().mean())
-    assert abs(kept - 0.3) < 0.02, kept
