@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
-from torchmetrics.functional import peak_signal_noise_ratio, structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 
 def image_metrics(pred: torch.Tensor, gt: torch.Tensor, lpips: torch.nn.Module | None = None) -> dict[str, float]:
