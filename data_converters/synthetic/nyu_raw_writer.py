@@ -102,14 +102,19 @@ def _accel(c2w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cal.ACCEL_TO_CAMERA.T @ up_cam + rng.normal(0, 0.05, 3)
 
 
-def write_nyu_raw_scene(out_dir: Path, spec: NYURawSpec | None = None) -> NYURawGroundTruth:
-    """Write `out_dir` as an NYU raw scene and `<out_dir>_ground_truth/` with poses and clean depth."""
+def write_nyu_raw_scene(
+    out_dir: Path, spec: NYURawSpec | None = None, room: RoomScene | None = None
+) -> NYURawGroundTruth:
+    """Write `out_dir` as an NYU raw scene and `<out_dir>_ground_truth/` with poses and clean depth.
+
+    `room`: the layout to render (default: RoomScene.default()); benchmarks vary it to get different rooms.
+    """
     spec = spec or NYURawSpec()
     out_dir, gt_dir = Path(out_dir), Path(f"{out_dir}_ground_truth")
     out_dir.mkdir(parents=True, exist_ok=True)
     (gt_dir / "depth").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
-    scene = RoomScene.default()
+    scene = room or RoomScene.default()
     poses = handheld_trajectory(spec.num_frames, seed=spec.seed, arc_degrees=spec.arc_degrees)
     t0 = 1315166703.0
     gt = NYURawGroundTruth(out_dir, gt_dir)
