@@ -81,7 +81,9 @@ def method_config(method: Method, prior: Path | None, few_view: bool) -> Trainer
     model, dm = config.pipeline.model, config.pipeline.datamanager
     regularise = method in ("diffnerf-reg", "diffnerf-both")
     model = dataclasses.replace(
-        model, regulariser=dataclasses.replace(model.regulariser, prior_path=prior if regularise else None)
+        model,
+        regulariser=dataclasses.replace(model.regulariser, prior_path=prior if regularise else None),
+        render_normals=False,  # scoring needs no normals; their extra pass would only slow evaluation
     )
     if method in ("diffnerf-refined", "diffnerf-both"):
         dm = dataclasses.replace(dm, dataparser=dataclasses.replace(dm.dataparser, depth_source="refined"))
@@ -190,8 +192,11 @@ def world_from_parser(points: np.ndarray, transform: torch.Tensor, scale: float)
 
 
 @torch.no_grad()
-def evaluate(trainer: Trainer, scene_dir: Path, reference: np.ndarray | None = None) -> dict[str, float]:
-    """Held-out image and depth metrics against the scene's files, and surface metrics of all views' depth.
+def evaluate(
+    trainer: Trainer, scene_dir: Path, reference: np.ndarray | None = None, surface_views: int = 12
+) -> dict[str, float]:
+    """Held-out image and depth metrics against the scene's files, and surface metrics of rendered depth
+    (held-out views and up to `surface_views` training views).
 
     `reference`: the true surface (N, 3) in the scene's world frame (default: the scene's own depth).
     """
@@ -203,8 +208,13 @@ def evaluate(trainer: Trainer, scene_dir: Path, reference: np.ndarray | None = N
     index_of = {p.resolve(): i for i, p in enumerate(scene.image_paths)}
     per_view: list[dict[str, float]] = []
     points = []
-    for dataset, held_out in ((pipeline.datamanager.eval_dataset, True), (pipeline.datamanager.train_dataset, False)):
-        for i in range(len(dataset)):
+    train = pipeline.datamanager.train_dataset
+    for dataset, held_out, views in (
+        (pipeline.datamanager.eval_dataset, True, range(len(pipeline.datamanager.eval_dataset))),
+        # Geometry from at most `surface_views` training views spread over the path: rendering is the cost.
+        (train, False, sorted(set(np.linspace(0, len(train) - 1, min(surface_views, len(train))).round().astype(int)))),
+    ):
+        for i in views:
             camera = dataset.cameras[i : i + 1].to(pipeline.device)
             out = model.get_outputs_for_camera(camera)
             z = ray_to_z_depth(out["depth"], out["directions_norm"])[..., 0].cpu() / scale  # metres
