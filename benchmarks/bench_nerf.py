@@ -188,11 +188,30 @@ def tsdf_points(K: np.ndarray, frames: list[tuple[np.ndarray, np.ndarray, np.nda
     return grid.extract_point_cloud(weight_threshold=1.0).point.positions.numpy()
 
 
-def sun3d_scene(work: Path, factor: int) -> BenchScene:
-    """SUN3D fragment 1 (given poses) at 1/factor size; reference surface: TSDF fusion of all 100 frames."""
+def development_room() -> tuple[RoomScene, NYURawSpec]:
+    """A fourth layout and path, for training the benchmark's default prior and for studying defaults."""
+    room = RoomScene(
+        room_lo=(-2.6, -2.4, 0.0),
+        room_hi=(2.2, 2.2, 2.7),
+        light=(0.0, 0.0, 2.5),
+        boxes=[
+            Box((-2.5, 0.9, 0.0), (-1.2, 2.1, 0.45), (0.55, 0.25, 0.2), 6.0),  # low sofa
+            Box((0.4, 1.5, 0.0), (2.1, 2.1, 0.9), (0.75, 0.72, 0.6), 9.0),  # sideboard
+            Box((-0.5, 0.5, 0.0), (0.3, 1.1, 0.45), (0.35, 0.3, 0.25), 13.0),  # coffee table
+            Box((1.7, -0.8, 0.0), (2.15, 0.3, 1.6), (0.2, 0.3, 0.5), 5.0),  # tall cabinet
+        ],
+    )
+    return room, NYURawSpec(seed=101, arc_degrees=110.0, num_frames=48, stalls=(20, 40), invalid_depth_frames=(30,))
+
+
+def sun3d_scene(work: Path, factor: int, fragment: int = 0) -> BenchScene:
+    """One SUN3D fragment (given poses) at 1/factor size; reference surface: TSDF fusion of all 100 frames.
+
+    The benchmark uses fragment 0; fragment 1 is kept for development (the defaults study).
+    """
     from data_converters.layouts.threedmatch import read_threedmatch  # the any-RGB-D reader
 
-    out = work / "scenes" / "sun3d"
+    out = work / "scenes" / ("sun3d" if fragment == 0 else f"sun3d_fragment{fragment}")
     if (out / "reference.npy").exists():
         return BenchScene(out, out / "reference.npy", (out / "note.txt").read_text())
     capture = read_threedmatch(FIXTURES / "sun3d_study_100")
@@ -207,7 +226,7 @@ def sun3d_scene(work: Path, factor: int) -> BenchScene:
 
     everything = [(*load(f), f.c2w) for f in capture.frames]
     reference = tsdf_points(K_ns, everything, voxel=0.02)
-    first = capture.groups[0]
+    first = capture.groups[fragment]
     frames = []
     for f, (rgb, depth, c2w) in zip(capture.frames, everything, strict=True):
         if f.group == first:
@@ -321,8 +340,7 @@ class Bench:
             return self.prior
         out = self.workdir / "prior"
         if not (out / "model_index.json").exists() and not (out / "unet").is_dir():
-            room, spec = RoomScene.default(), NYURawSpec(seed=101, arc_degrees=140.0, num_frames=48)
-            dev = synthetic_scene("dev_room", room, spec, self.workdir / "development", self.downscale)
+            dev = synthetic_scene("dev_room", *development_room(), self.workdir / "development", self.downscale)
             cmd = [
                 sys.executable, "-m", "diffnerf_ns.prior.cli", "train", "--data", str(dev.scene_dir), "--out",
                 str(out), "--patch-size", "24", "--block-out-channels", "32", "64", "128", "--layers-per-block",
@@ -346,8 +364,9 @@ class Bench:
         return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
     def run(self, method: str, scene: str, setting: str, view: Path, reference: Path, prior: Path | None,
-            seed: int) -> dict:
-        out = self.workdir / "runs" / scene / setting / f"{method}.seed{seed}.json"
+            seed: int, extra: tuple[str, ...] = (), label: str | None = None) -> dict:
+        """One harness process (skipped when its result exists); `extra`: further harness flags, named `label`."""
+        out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.json"
         if out.exists():
             return json.loads(out.read_text())
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -356,8 +375,9 @@ class Bench:
             str(out), "--iterations", str(self.iterations), "--rays-per-batch", str(self.rays_per_batch),
             "--reference", str(reference), "--seed", str(seed), "--small" if self.small else "--no-small",
             *(["--few-view"] if setting.startswith("few") else []), *(["--prior", str(prior)] if prior else []),
+            *extra,
         ]
-        print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {method} (seed {seed})", flush=True)
+        print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)
         log = out.with_suffix(".log")
         with log.open("w") as f:
             done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)

@@ -196,7 +196,7 @@ def evaluate(
     trainer: Trainer, scene_dir: Path, reference: np.ndarray | None = None, surface_views: int = 12
 ) -> dict[str, float]:
     """Held-out image and depth metrics against the scene's files, and surface metrics of rendered depth
-    (held-out views and up to `surface_views` training views).
+    (held-out views, and up to `surface_views` training views at half resolution).
 
     `reference`: the true surface (N, 3) in the scene's world frame (default: the scene's own depth).
     """
@@ -216,6 +216,8 @@ def evaluate(
     ):
         for i in views:
             camera = dataset.cameras[i : i + 1].to(pipeline.device)
+            if not held_out:
+                camera.rescale_output_resolution(0.5)  # geometry only: a quarter of the rays
             out = model.get_outputs_for_camera(camera)
             z = ray_to_z_depth(out["depth"], out["directions_norm"])[..., 0].cpu() / scale  # metres
             if held_out:
@@ -228,7 +230,7 @@ def evaluate(
             c2w = np.vstack([camera.camera_to_worlds[0].cpu().numpy(), [0, 0, 0, 1]]) @ OPENCV_TO_OPENGL
             K = camera.get_intrinsics_matrices()[0].cpu().numpy()
             keep = (out["accumulation"][..., 0].cpu() > 0.5).numpy()
-            pts = backproject(np.where(keep, z.numpy() * scale, 0.0), K, c2w, stride=2)
+            pts = backproject(np.where(keep, z.numpy() * scale, 0.0), K, c2w, stride=2 if held_out else 1)
             points.append(world_from_parser(pts, transform, scale))
     metrics = {k: float(np.mean([v[k] for v in per_view])) for k in per_view[0]}
     reference = scene.world_points(stride=2) if reference is None else reference
@@ -254,12 +256,38 @@ class RunArgs:
     small: bool = True
     """Use the CPU-sized model preset (diffnerf_ns.presets.small_model) for every method."""
     seed: int = 0
+    depth_loss_mult: float | None = None
+    """Override the model's depth-loss weight (defaults study)."""
+    proposal_initial_sampler: Literal["piecewise", "uniform"] | None = None
+    """Override the model's initial proposal sampler (defaults study)."""
+    fields_lr_final: float | None = None
+    """Override the final learning rate of the fields' exponential decay (defaults study)."""
+
+    def overridden(self, config: TrainerConfig) -> TrainerConfig:
+        """The method's config with the study's overrides applied (none by default)."""
+        changes = {
+            k: v
+            for k, v in (
+                ("depth_loss_mult", self.depth_loss_mult),
+                ("proposal_initial_sampler", self.proposal_initial_sampler),
+            )
+            if v is not None
+        }
+        model = dataclasses.replace(config.pipeline.model, **changes)
+        config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
+        if self.fields_lr_final is not None:
+            fields = config.optimizers["fields"]
+            scheduler = dataclasses.replace(
+                fields["scheduler"], lr_final=self.fields_lr_final, max_steps=self.iterations
+            )
+            config.optimizers = {**config.optimizers, "fields": {**fields, "scheduler": scheduler}}
+        return config
 
     def main(self) -> dict:
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         config = configure_run(
-            method_config(self.method, self.prior, self.few_view),
+            self.overridden(method_config(self.method, self.prior, self.few_view)),
             self.scene,
             self.out.parent / "runs" / self.out.stem,
             self.iterations,
