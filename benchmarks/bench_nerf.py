@@ -399,8 +399,8 @@ class Bench:
             num_frames = len(load_scene(scene.scene_dir).c2w)
             for setting in self.settings:
                 num_train = None if setting == "dense" else int(setting.removeprefix("few"))
-                if num_train is not None and num_train >= num_frames - len(range(0, num_frames, EVAL_INTERVAL)):
-                    continue  # ICL has 4 training frames: few-view is its dense setting
+                if num_train is not None and 2 * num_train > num_frames - len(range(0, num_frames, EVAL_INTERVAL)):
+                    continue  # ICL has 4 training frames: dense is already few-view there
                 view = split(scene.scene_dir, self.workdir / "views" / name / setting, num_train)
                 for method in self.methods:
                     if method != "tsdf-fusion":
