@@ -48,7 +48,7 @@ Method = Literal[
 ]
 
 
-def method_config(method: Method, prior: Path | None, few_view: bool) -> TrainerConfig:
+def method_config(method: Method, prior: Path | None, few_view: bool = False) -> TrainerConfig:
     """The TrainerConfig a user gets from `ns-train <method>`, plus only the stated differences."""
     from diffnerf_ns import diffnerf_config as ours
 
