@@ -437,7 +437,7 @@ class Bench:
             "# diffnerf vs depth-nerfacto on Kinect-corrupted input: does the diffusion prior help?",
             "",
             f"Command: `{self.command()}`  ",
-            f"Machine: {platform.machine()} {platform.processor() or ''} {device}, Python "
+            f"Machine: {platform.machine()} {device}, Python "
             f"{platform.python_version()}, torch {torch.__version__}; {self.jobs} runs in parallel, one thread each. "
             f"Wall time {seconds / 60:.0f} min.  ",
             f"Budget: {self.iterations} iterations x {self.rays_per_batch} rays per batch for every NeRF "
@@ -475,7 +475,7 @@ class Bench:
                                       ".2f")
                         )
                     lines.append("| " + " | ".join([group, setting, method, *cells]) + " |")
-        raw = sorted((self.workdir / "runs").rglob("*.json"))
+        raw = sorted((self.workdir / "runs").rglob("*.seed*.json"))
         lines += ["", f"Raw results: {len(raw)} JSON files under `{self.workdir / 'runs'}`.", ""]
         plot = self.report.with_suffix(".png")
         self.plot(groups["synthetic rooms"] or list(scenes), results, plot)
