@@ -20,12 +20,12 @@ import numpy as np
 import tyro
 
 from data_converters.nyu.convert import convert_raw
-from data_converters.nyu.evaluation import absolute_trajectory_error
 from data_converters.nyu.raw_reader import list_raw_scene, read_pgm, read_ppm
 from data_converters.nyu.registration import DepthRegistration
 from data_converters.nyu.sync import synchronise
 from data_converters.poses import PoseConfig, estimate_trajectory
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, load_ground_truth, write_nyu_raw_scene
+from diffnerf_ns.metrics import absolute_trajectory_error
 
 
 @dataclass

@@ -29,11 +29,11 @@ from scipy.spatial.transform import Rotation
 from data_converters.nerfstudio_scene import load_scene
 from data_converters.nyu import calibration as cal
 from data_converters.nyu.convert import RawOptions, convert_raw
-from data_converters.nyu.evaluation import absolute_trajectory_error
 from data_converters.nyu.raw_reader import read_pgm
 from data_converters.nyu.registration import DepthRegistration
 from data_converters.nyu.time_offset import relative_motion
 from data_converters.synthetic.nyu_raw_writer import FRAME_PERIOD, NYURawSpec, load_ground_truth, write_nyu_raw_scene
+from diffnerf_ns.metrics import absolute_trajectory_error
 
 
 @dataclass

@@ -1,10 +1,35 @@
-"""Depth accuracy metrics shared by ns-eval and the benchmarks (standard NYU definitions)."""
+"""Every evaluation number of the project, in one place: ns-eval (through the model) and the benchmarks call it.
+
+- image metrics: PSNR, SSIM, and LPIPS when its weights are on disk (see diffnerf_ns.compat);
+- depth metrics: AbsRel, RMSE, delta < 1.25 (standard NYU definitions) on planar z-depth;
+- surface metrics: Chamfer distance and F-score between point sets;
+- trajectory error: ATE after rigid alignment, relative rotation error.
+
+Inputs are ground truth and prediction in the same frame and units; conversions (ray distance to
+z-depth: diffnerf_ns.depth_convention, dataparser transforms, world alignment) happen before.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
+
+def image_metrics(pred: torch.Tensor, gt: torch.Tensor, lpips: torch.nn.Module | None = None) -> dict[str, float]:
+    """PSNR, SSIM (and LPIPS if a module is given) of (H, W, 3) images in [0, 1]."""
+    if pred.shape != gt.shape or pred.shape[-1] != 3:
+        raise ValueError(f"image_metrics: expected two (H, W, 3) images, got {tuple(pred.shape)} and {tuple(gt.shape)}")
+    p, g = (torch.moveaxis(x.float().clamp(0, 1), -1, 0)[None] for x in (pred, gt.to(pred.device)))
+    metrics = {
+        "psnr": float(peak_signal_noise_ratio(p, g, data_range=1.0)),
+        "ssim": float(structural_similarity_index_measure(p, g, data_range=1.0)),
+    }
+    if lpips is not None:
+        metrics["lpips"] = float(lpips(p, g))
+    return metrics
 
 
 def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | None = None) -> dict[str, float]:
@@ -39,3 +64,32 @@ def surface_metrics(
         "precision": precision,
         "recall": recall,
     }
+
+
+def align_rigid(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> np.ndarray:
+    """4x4 rigid transform (Kabsch on camera centres, no scale: depth gives metric scale) mapping est to gt.
+
+    Estimated poses live in their own world frame (first camera, or gravity-levelled); geometry and
+    trajectories are compared only after this alignment.
+    """
+    est_t, gt_t = est_c2w[:, :3, 3], gt_c2w[:, :3, 3]
+    est_mean, gt_mean = est_t.mean(0), gt_t.mean(0)
+    rot, _ = Rotation.align_vectors(gt_t - gt_mean, est_t - est_mean)
+    T = np.eye(4)
+    T[:3, :3] = rot.as_matrix()
+    T[:3, 3] = gt_mean - T[:3, :3] @ est_mean
+    return T
+
+
+def absolute_trajectory_error(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> float:
+    """RMSE (metres) of camera centres after rigid alignment."""
+    aligned = align_rigid(est_c2w, gt_c2w) @ est_c2w
+    return float(np.sqrt(np.mean(np.sum((aligned[:, :3, 3] - gt_c2w[:, :3, 3]) ** 2, axis=1))))
+
+
+def relative_rotation_errors(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> np.ndarray:
+    """Degrees of rotation error of each consecutive relative motion (independent of the world frame)."""
+    rel_est = np.linalg.inv(est_c2w[:-1]) @ est_c2w[1:]
+    rel_gt = np.linalg.inv(gt_c2w[:-1]) @ gt_c2w[1:]
+    diff = np.transpose(rel_gt[:, :3, :3], (0, 2, 1)) @ rel_est[:, :3, :3]
+    return np.rad2deg(Rotation.from_matrix(diff).magnitude())

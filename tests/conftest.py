@@ -47,9 +47,11 @@ def depth_error_on_view(pipeline, scene_dir: Path, index: int = 0) -> float:
 
 @pytest.fixture(scope="session")
 def trained(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory):
-    """diffnerf trained 60 tiny CPU steps on the demo scene, checkpoint and config saved."""
+    """diffnerf trained 60 tiny CPU steps on the demo scene through Trainer.train() (callbacks run), saved."""
     from nerfstudio.engine.trainer import Trainer
 
+    from benchmarks.nerf_harness import train_like_ns_train
+    from diffnerf_ns.compat import offline_lpips
     from diffnerf_ns.diffnerf_config import diffnerf_method
     from diffnerf_ns.presets import configure_run
 
@@ -57,19 +59,13 @@ def trained(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory):
     config = configure_run(
         diffnerf_method.config, demo_scene, tmp_path_factory.mktemp("runs"), iterations=60, rays_per_batch=256
     )
-    trainer = Trainer(config)
-    trainer.setup()
-    trainer.pipeline.datamanager.train_dataparser_outputs.save_dataparser_transform(
-        config.get_base_dir() / "dataparser_transforms.json"
-    )
-    before = depth_error_on_view(trainer.pipeline, demo_scene)
-    losses = []
-    for step in range(config.max_num_iterations):
-        loss, _, _ = trainer.train_iteration(step)
-        losses.append(float(loss.detach()))
-    trainer.save_checkpoint(config.max_num_iterations - 1)
-    config.save_config()
+    # The untrained error, measured on an identically seeded twin, so the trained run is untouched.
+    with offline_lpips():
+        fresh = Trainer(config)
+        fresh.setup()
+    before = depth_error_on_view(fresh.pipeline, demo_scene)
+    del fresh
+    torch.manual_seed(0)
+    trainer, stats = train_like_ns_train(config)
     after = depth_error_on_view(trainer.pipeline, demo_scene)
-    return config, trainer, losses, before, after
-
-
+    return config, trainer, stats.losses, before, after

@@ -109,8 +109,13 @@ def _accel(c2w: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cal.ACCEL_TO_CAMERA.T @ up_cam + rng.normal(0, 0.05, 3)
 
 
-def write_nyu_raw_scene(out_dir: Path, spec: NYURawSpec | None = None) -> NYURawGroundTruth:
-    """Write `out_dir` as an NYU raw scene and `<out_dir>_ground_truth/` with poses and clean depth."""
+def write_nyu_raw_scene(
+    out_dir: Path, spec: NYURawSpec | None = None, room: RoomScene | None = None
+) -> NYURawGroundTruth:
+    """Write `out_dir` as an NYU raw scene and `<out_dir>_ground_truth/` with poses and clean depth.
+
+    `room`: the layout to render (default: RoomScene.default()); benchmarks vary it to get different rooms.
+    """
     spec = spec or NYURawSpec()
     out_dir, gt_dir = Path(out_dir), Path(f"{out_dir}_ground_truth")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +127,7 @@ def write_nyu_raw_scene(out_dir: Path, spec: NYURawSpec | None = None) -> NYURaw
             "(half a frame period), or RGB frames would pair with the wrong depth frame"
         )
     rng = np.random.default_rng(spec.seed)
-    scene = RoomScene.default()
+    scene = room or RoomScene.default()
     n = spec.num_frames
     rgb_offset = rng.choice([-1, 1], n) * rng.uniform(lo, hi, n) * 1e-3  # t_rgb - t_depth, seconds
     # Progress along the path advances one step per frame period and pauses during RGB stalls, so an

@@ -27,7 +27,7 @@ from nerfstudio.viewer.viewer_elements import ViewerCheckbox
 from diffnerf_ns.compat import offline_lpips
 from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.fields.hash_backend import select_hash_backend
-from diffnerf_ns.metrics import depth_metrics
+from diffnerf_ns.metrics import depth_metrics, image_metrics
 from diffnerf_ns.models.patch_prior_loss import score_loss, score_magnitude_map
 from diffnerf_ns.models.patch_regulariser import PatchRegulariser, PatchRegulariserConfig
 from diffnerf_ns.prior.rgbd_codec import encode
@@ -193,10 +193,7 @@ class DiffNerfModel(DepthNerfactoModel):
     ) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
         gt_rgb = self.renderer_rgb.blend_background(batch["image"].to(self.device))
         pred_rgb = outputs["rgb"]
-        gt_chw, pred_chw = (torch.moveaxis(x, -1, 0)[None] for x in (gt_rgb, pred_rgb))
-        metrics = {"psnr": float(self.psnr(gt_chw, pred_chw)), "ssim": float(self.ssim(gt_chw, pred_chw))}
-        if self.lpips is not None:
-            metrics["lpips"] = float(self.lpips(gt_chw, pred_chw))
+        metrics = image_metrics(pred_rgb, gt_rgb, self.lpips)
 
         # Ground truth is planar z-depth; the renderer gives distance along the ray.
         gt_z = batch["depth_image"].to(self.device)

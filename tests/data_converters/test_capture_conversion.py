@@ -13,7 +13,7 @@ from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.redwood import read_redwood
 from data_converters.layouts.threedmatch import read_threedmatch
 from data_converters.nerfstudio_scene import load_scene
-from data_converters.nyu.evaluation import absolute_trajectory_error, relative_rotation_errors
+from diffnerf_ns.metrics import absolute_trajectory_error, relative_rotation_errors
 
 
 def _poses_by_source(scene: Path) -> dict[str, np.ndarray]:

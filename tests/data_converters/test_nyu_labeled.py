@@ -11,11 +11,11 @@ import pytest
 
 from data_converters.nerfstudio_scene import load_scene, to_nerfstudio_intrinsics
 from data_converters.nyu import calibration as cal
-from data_converters.nyu.evaluation import absolute_trajectory_error
 from data_converters.nyu.labeled import LabeledNYU, export_labeled_scene, read_splits
 from data_converters.nyu.raw_reader import NYUFormatError
 from data_converters.resolve import ensure_nerfstudio_scene
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
+from diffnerf_ns.metrics import absolute_trajectory_error
 
 SCENES = ["living_room_0001"] * 4 + ["kitchen_0002"]
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from data_converters.nyu.evaluation import absolute_trajectory_error, relative_rotation_errors
 from data_converters.poses import PoseConfig, estimate_trajectory
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
+from diffnerf_ns.metrics import absolute_trajectory_error, relative_rotation_errors
 
 
 def _read_log(path: Path) -> np.ndarray:

@@ -26,6 +26,8 @@ from diffnerf_ns.prior.refine import RefineConfig, refine_depth, refine_scene
 from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, denoising_loss, train_prior
 
+pytestmark = pytest.mark.slow  # trains a prior: 8.1 min measured on the shared 2-core CPU
+
 WIDTH, HEIGHT = 96, 72
 TINY = TrainConfig(
     patch_size=16,
