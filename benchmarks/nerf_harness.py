@@ -76,17 +76,22 @@ def method_config(method: Method, prior: Path | None, few_view: bool = False) ->
         return dataclasses.replace(peer, pipeline=dataclasses.replace(peer.pipeline, model=model, datamanager=dm))
     if method != "diffnerf-no-prior" and prior is None:
         raise ValueError(f"{method} needs --prior (a trained prior folder)")
-    spec = ours.diffnerf_few_view_method if few_view else ours.diffnerf_method
+    if method == "diffnerf-no-prior":  # the registered ablations: both prior stages off, raw depth
+        spec = ours.diffnerf_few_view_no_prior_method if few_view else ours.diffnerf_no_prior_method
+    else:
+        spec = ours.diffnerf_few_view_method if few_view else ours.diffnerf_method
     config = spec.config
     model, dm = config.pipeline.model, config.pipeline.datamanager
     regularise = method in ("diffnerf-reg", "diffnerf-both")
     model = dataclasses.replace(
         model,
-        regulariser=dataclasses.replace(model.regulariser, prior_path=prior if regularise else None),
+        regulariser=dataclasses.replace(
+            model.regulariser, enabled=regularise, prior_path=prior if regularise else None
+        ),
         render_normals=False,  # scoring needs no normals; their extra pass would only slow evaluation
     )
-    if method in ("diffnerf-refined", "diffnerf-both"):
-        dm = dataclasses.replace(dm, dataparser=dataclasses.replace(dm.dataparser, depth_source="refined"))
+    depth_source = "refined" if method in ("diffnerf-refined", "diffnerf-both") else "raw"
+    dm = dataclasses.replace(dm, dataparser=dataclasses.replace(dm.dataparser, depth_source=depth_source))
     return dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model, datamanager=dm))
 
 
