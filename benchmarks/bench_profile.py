@@ -4,7 +4,7 @@
     python -m benchmarks.bench_profile --implementation triton   # on a GPU -> profile_gpu.md
 
 Three measurements of the same trainer:
-1. plain wall time per iteration (callbacks + `Trainer.train_iteration`, as `Trainer.train()` runs them);
+1. plain wall time per iteration, trained through nerfstudio's `Trainer.train()` (every callback runs);
 2. the same iterations under torch.profiler, with named ranges around data loading, proposal sampling,
    the NeRF field, the hash grids, the MLPs and the optimizer step; backward is the autograd engine's
    own events. On CUDA every range synchronises first, so ranges hold their kernels' time;
@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 import tyro
-from nerfstudio.engine.callbacks import TrainingCallbackLocation
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.engine.trainer import Trainer
 from nerfstudio.field_components.encodings import HashEncoding
 from nerfstudio.field_components.mlp import MLP
@@ -92,13 +92,34 @@ def instrument(trainer: Trainer) -> None:
             module.forward = _labelled(module.forward, f"MLP forward ({where})")
 
 
-def run_iteration(trainer: Trainer, step: int) -> None:
-    """One step the way `Trainer.train()` runs it: callbacks before and after `train_iteration`."""
-    for cb in trainer.callbacks:
-        cb.run_callback_at_location(step, location=TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
-    trainer.train_iteration(step)
-    for cb in trainer.callbacks:
-        cb.run_callback_at_location(step, location=TrainingCallbackLocation.AFTER_TRAIN_ITERATION)
+def train_steps(trainer: Trainer, start: int, count: int, label: str | None = None) -> float:
+    """Run steps [start, start + count) through nerfstudio's own `Trainer.train()`, so every callback runs as under
+    ns-train; returns wall seconds from the first step's start to the last step's end (the end-of-training
+    checkpoint is outside). `label` wraps each step in a profiler range of that name."""
+    stamps: list[float] = []
+    ranges: list[record_function] = []
+
+    def before(step: int) -> None:
+        _sync()
+        stamps.append(time.perf_counter())
+        if label is not None:
+            ranges.append(record_function(label).__enter__())
+
+    def after(step: int) -> None:
+        if label is not None:
+            ranges.pop().__exit__(None, None, None)
+        _sync()
+        stamps.append(time.perf_counter())
+
+    hooks = [
+        TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], before),
+        TrainingCallback([TrainingCallbackLocation.AFTER_TRAIN_ITERATION], after),
+    ]
+    trainer.callbacks = [hooks[0], *trainer.callbacks, hooks[1]]
+    trainer._start_step, trainer.config.max_num_iterations = start, count
+    trainer.train()
+    trainer.callbacks = trainer.callbacks[1:-1]
+    return stamps[-1] - stamps[0]
 
 
 def replay_components(trainer: Trainer, step: int, repeats: int = 3) -> list[tuple[str, int, float, float]]:
@@ -112,7 +133,7 @@ def replay_components(trainer: Trainer, step: int, repeats: int = 3) -> list[tup
         for name, module in model.named_modules()
         if isinstance(module, HashEncoding | MLP)
     ]
-    run_iteration(trainer, step)
+    train_steps(trainer, step, 1)
     for h in hooks:
         h.remove()
     modules = dict(model.named_modules())
@@ -168,25 +189,18 @@ class ProfileArgs:
             trainer.setup()
         trainer.pipeline.train()
 
-        step = 0
-        for step in range(self.warmup):
-            run_iteration(trainer, step)
-        _sync()
-        t0, c0 = time.perf_counter(), time.process_time()
-        for step in range(self.warmup, self.warmup + self.iterations):
-            run_iteration(trainer, step)
-        _sync()
-        seconds_per_it = (time.perf_counter() - t0) / self.iterations
+        train_steps(trainer, 0, self.warmup)
+        c0 = time.process_time()
+        seconds_per_it = train_steps(trainer, self.warmup, self.iterations) / self.iterations
         cpu_seconds_per_it = (time.process_time() - c0) / self.iterations
-        replay = replay_components(trainer, step + 1)
+        step = self.warmup + self.iterations
+        replay = replay_components(trainer, step)
 
         instrument(trainer)
         device = default_device()
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
         with profile(activities=activities) as prof:
-            for profiled_step in range(step + 2, step + 2 + self.iterations):
-                with record_function("iteration"):
-                    run_iteration(trainer, profiled_step)
+            train_steps(trainer, step + 1, self.iterations, label="iteration")
         self.write(
             prof,
             seconds_per_it,

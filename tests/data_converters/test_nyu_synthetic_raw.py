@@ -119,6 +119,6 @@ def test_diffnerf_trains_on_the_raw_folder(converted: Converted, tmp_path: Path)
     outputs = trainer.pipeline.datamanager.train_dataparser_outputs
     assert Path(outputs.image_filenames[0]).parent.parent == converted.out
     assert len(outputs.image_filenames) == len(converted.meta["frames"]) - len(converted.meta["frames"][::8])
-    losses = [float(trainer.train_iteration(step)[0].detach()) for step in range(3)]
-    assert all(np.isfinite(losses))
+    trainer.train()  # as ns-train trains: callbacks run
+    assert all(torch.isfinite(p).all() for p in trainer.pipeline.model.parameters())
     assert torch.isfinite(outputs.scene_box.aabb).all()
