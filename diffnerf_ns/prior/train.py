@@ -251,13 +251,16 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
 
     losses: list[float] = []
     started = time.monotonic()
+    data_wait = 0.0  # seconds the loop spent on bank refreshes and batch gathering (workers too slow shows here)
     bar = tqdm(total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process)
     for step in range(start + 1, config.steps + 1):
         # Batch, noise and timesteps from a per-step generator: a resumed run draws what the original would have.
         generator = torch.Generator(accelerator.device).manual_seed(
             config.seed + 1_000_003 * step + accelerator.process_index
         )
+        waited = time.monotonic()
         x0, cond = bank.batch(step, config.batch_size, generator)
+        data_wait += time.monotonic() - waited
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         t = torch.randint(0, prior.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
         with accelerator.autocast():
@@ -283,6 +286,10 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         prior.unet = accelerator.unwrap_model(unet)
         _save_ema_prior(prior, ema, out, config.half_precision_weights)
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+        seconds = time.monotonic() - started
+        stats = {"steps": len(losses), "seconds": seconds, "steps_per_second": len(losses) / max(seconds, 1e-9)}
+        stats |= {"data_wait_seconds": data_wait, "device": str(accelerator.device), "start_step": start}
+        (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
     return losses
 
 
