@@ -61,7 +61,8 @@ if [ $SMOKE -eq 1 ]; then
   CORPUS_ARGS=(--num-rooms 2 --views-per-room 2 --width 160 --height 120 --workers 2)
   HASHGRID_ARGS=(--smoke) HASHGRID_CAP=400
   TRAIN_ARGS=(--smoke --minutes 0.5 --num-workers 2) TRAIN_CAP=240
-  REFINE_ARGS=(--synthetic-frames 1 --sun3d-frames 1 --sampling.steps 2 --sampling.samples 2 --threads 2)
+  REFINE_ARGS=(--synthetic-frames 1 --sun3d-frames 1 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2
+    --threads 2)
   REFINE_CAP=400
 else
   CORPUS_ARGS=(--num-rooms 64 --views-per-room 6 --width 640 --height 480 --workers "$(nproc)")
@@ -90,8 +91,7 @@ step imports 120 "$PY" -m benchmarks.gpu_session_check $([ $SMOKE -eq 1 ] && ech
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$LOG" 2>&1 || true
 
 # 1. Corpus (foreground: the hash-grid timings below must not share the CPU with it).
-step corpus 240 "$PY" -c "from data_converters.cli import make_corpus_entrypoint; make_corpus_entrypoint()" \
-  --out "$WORK/corpus_train" --split train "${CORPUS_ARGS[@]}"
+step corpus 240 "$PY" -m benchmarks.train_default_prior render --out "$WORK/corpus_train" "${CORPUS_ARGS[@]}"
 
 # 2. Hash grid (issue 12).
 step hashgrid "$HASHGRID_CAP" "$PY" -m benchmarks.bench_hashgrid_gpu all "${HASHGRID_ARGS[@]}" \
@@ -101,7 +101,7 @@ step hashgrid "$HASHGRID_CAP" "$PY" -m benchmarks.bench_hashgrid_gpu all "${HASH
 # 3. Default prior.
 SUN3D_ARGS=()
 [ -d "$FIXTURES/sun3d_study_100" ] && SUN3D_ARGS=(--sun3d "$FIXTURES/sun3d_study_100")
-step prior_train "$TRAIN_CAP" "$PY" -m benchmarks.train_default_prior --corpus "$WORK/corpus_train" \
+step prior_train "$TRAIN_CAP" "$PY" -m benchmarks.train_default_prior train --corpus "$WORK/corpus_train" \
   "${SUN3D_ARGS[@]}" --out "$WORK/default_prior" --report "$OUT/prior_train_gpu.md" "${TRAIN_ARGS[@]}"
 if [ -f "$WORK/default_prior/unet/diffusion_pytorch_model.safetensors" ]; then
   tar -C "$WORK" -cf - default_prior | split -b 15m - "$OUT/prior.tar.part-"

@@ -23,7 +23,7 @@ MODULES = (
     "nerfstudio.configs.method_configs",
     "diffnerf_ns.diffnerf_config",
     "diffnerf_ns.fields.triton_hash_encoding",
-    "data_converters.cli",
+    "data_converters.synthetic.corpus",
     "data_converters.layouts.threedmatch",
     "benchmarks.bench_hashgrid_gpu",
     "benchmarks.train_default_prior",
