@@ -5,7 +5,9 @@
 #   run(command="bash benchmarks/gpu_session.sh", carry=["wheelhouse", "gpu_data"], timeout_s=600)
 #   bash benchmarks/gpu_session.sh --smoke      # here, CPU: tiny sizes, same steps and paths (~5 min)
 #
-# Steps, each with its own time cap, each writing to $OUT as it goes, a failed step never stopping the next:
+# Steps, each with its own time cap, each writing to $OUT as it goes, a failed step never stopping the next.
+# Caps shrink so that every later step keeps its reserve inside BUDGET_S (585 s: the call's limit is 600 s);
+# the prior's training time is what gives way (PRIOR_MINUTES at most):
 #   0  install the carried wheels into /tmp/site (the image's CUDA torch untouched) and import-check: fails fast
 #   1  render the training corpus (640x480, all cores) in the background, meanwhile
 #   2  bench_hashgrid_gpu (issue 12): compiled Triton kernel vs torch grid, correctness then rays/s
@@ -28,8 +30,10 @@ PY=${PYTHON:-python3}
 OUT=${OUT:-outputs/gpu_session_smoke}
 WORK=${WORK:-/tmp/gpu_session}
 PRIOR_MINUTES=${PRIOR_MINUTES:-3.5}
+BUDGET_S=${BUDGET_S:-585}
 FIXTURES=gpu_data/fixtures
 mkdir -p "$OUT" "$WORK"
+rm -rf "$OUT"/prior.tar.part-* "$WORK/default_prior"  # never pack or score a stale prior
 LOG=$OUT/session.log
 : >"$LOG"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 MPLBACKEND=Agg
@@ -38,10 +42,19 @@ T0=$SECONDS
 SUMMARY=()
 
 note() { echo "[gpu_session +$((SECONDS - T0))s] $*" | tee -a "$LOG"; }
-# step NAME CAP_S CMD...: run with a time cap, log everything, record rc and seconds; never exits the script.
+left() { echo $((BUDGET_S - (SECONDS - T0))); }
+# step NAME CAP_S RESERVE_S CMD...: run with a time cap (cut so RESERVE_S stay for later steps), log everything,
+# record rc and seconds; never exits the script.
 step() {
-  local name=$1 cap=$2 start=$SECONDS rc
-  shift 2
+  local name=$1 cap=$2 reserve=$3 start=$SECONDS rc room
+  shift 3
+  room=$(($(left) - reserve))
+  [ "$room" -lt "$cap" ] && cap=$room
+  if [ "$cap" -lt 15 ]; then
+    SUMMARY+=("$name: skipped, ${room} s left before the later steps' reserve")
+    note "step $name skipped: ${room} s left before the later steps' reserve"
+    return 1
+  fi
   note "step $name (cap ${cap}s): $*"
   timeout --kill-after=15 "$cap" "$@" >>"$LOG" 2>&1
   rc=$?
@@ -58,17 +71,17 @@ trap finish EXIT
 
 [ -d "$FIXTURES" ] || note "no $FIXTURES (scripts/prepare_gpu_data.sh): SUN3D and real frames are skipped"
 if [ $SMOKE -eq 1 ]; then
+  BUDGET_S=3000
   CORPUS_ARGS=(--num-rooms 2 --views-per-room 2 --width 160 --height 120 --workers 2)
   HASHGRID_ARGS=(--smoke) HASHGRID_CAP=400
-  TRAIN_ARGS=(--smoke --minutes 0.5 --num-workers 2) TRAIN_CAP=240
+  TRAIN_ARGS=(--smoke --num-workers 2) PRIOR_MINUTES=0.5
   REFINE_ARGS=(--synthetic-frames 1 --sun3d-frames 1 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2
     --threads 2)
   REFINE_CAP=400
 else
   CORPUS_ARGS=(--num-rooms 64 --views-per-room 6 --width 640 --height 480 --workers "$(nproc)")
   HASHGRID_ARGS=(--rays 8192 --iterations 150 --warmup 20) HASHGRID_CAP=200
-  TRAIN_ARGS=(--minutes "$PRIOR_MINUTES" --num-workers $(($(nproc) - 4)))
-  TRAIN_CAP=$(awk "BEGIN { print int(60 * $PRIOR_MINUTES) + 90 }")
+  TRAIN_ARGS=(--num-workers $(($(nproc) - 4)))
   REFINE_ARGS=(--threads 4) REFINE_CAP=150
 fi
 
@@ -76,41 +89,46 @@ fi
 if [ $INSTALL -eq 1 ]; then
   [ -d wheelhouse ] || { note "FATAL: no wheelhouse/ (run scripts/build_wheelhouse.sh and carry it)"; exit 3; }
   if [ $SMOKE -eq 1 ]; then  # unpack for the device's Python, off this interpreter's path: proves the set installs
-    step install 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    step install 90 0 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
       --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --target "$WORK/site" wheelhouse/*.whl \
       || { note "FATAL: the wheelhouse does not install"; exit 3; }
   else
-    step install 120 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    step install 90 0 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site wheelhouse/*.whl || { note "FATAL: the wheelhouse does not install"; exit 3; }
     export PYTHONPATH=$PYTHONPATH:/tmp/site  # before site-packages: the wheelhouse holds only what the image lacks
   fi
 fi
-step imports 120 "$PY" -m benchmarks.gpu_session_check $([ $SMOKE -eq 1 ] && echo --smoke) \
+step imports 90 0 "$PY" -m benchmarks.gpu_session_check $([ $SMOKE -eq 1 ] && echo --smoke) \
   || { note "FATAL: imports failed (see above); nothing else can run"; exit 4; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$LOG" 2>&1 || true
 
 # 1. Corpus (foreground: the hash-grid timings below must not share the CPU with it).
-step corpus 240 "$PY" -m benchmarks.train_default_prior render --out "$WORK/corpus_train" "${CORPUS_ARGS[@]}"
+step corpus 150 330 "$PY" -m benchmarks.train_default_prior render --out "$WORK/corpus_train" "${CORPUS_ARGS[@]}"
 
 # 2. Hash grid (issue 12).
-step hashgrid "$HASHGRID_CAP" "$PY" -m benchmarks.bench_hashgrid_gpu all "${HASHGRID_ARGS[@]}" \
+step hashgrid "$HASHGRID_CAP" 300 "$PY" -m benchmarks.bench_hashgrid_gpu all "${HASHGRID_ARGS[@]}" \
   --workdir "$WORK/hashgrid" --out "$OUT/hashgrid_gpu.md"
 [ $SMOKE -eq 1 ] && cp "$WORK/hashgrid/smoke.md" "$OUT/hashgrid_gpu.md" 2>/dev/null
 
 # 3. Default prior.
 SUN3D_ARGS=()
 [ -d "$FIXTURES/sun3d_study_100" ] && SUN3D_ARGS=(--sun3d "$FIXTURES/sun3d_study_100")
-step prior_train "$TRAIN_CAP" "$PY" -m benchmarks.train_default_prior train --corpus "$WORK/corpus_train" \
+# Loop minutes: PRIOR_MINUTES, or less so that setup + saving (75 s) and the refinement (110 s) still fit.
+MINUTES=$(awk -v want="$PRIOR_MINUTES" -v left="$(left)" 'BEGIN { m = (left - 185) / 60; print (m < want ? m : want) }')
+note "prior training loop: $MINUTES min"
+step prior_train "$(awk -v m="$MINUTES" 'BEGIN { print int(60 * m) + 75 }')" 110 \
+  "$PY" -m benchmarks.train_default_prior train --minutes "$MINUTES" --corpus "$WORK/corpus_train" \
   "${SUN3D_ARGS[@]}" --out "$WORK/default_prior" --report "$OUT/prior_train_gpu.md" "${TRAIN_ARGS[@]}"
 if [ -f "$WORK/default_prior/unet/diffusion_pytorch_model.safetensors" ]; then
   tar -C "$WORK" -cf - default_prior | split -b 15m - "$OUT/prior.tar.part-"
-  note "prior packed: $(du -cb "$OUT"/prior.tar.part-* | tail -1 | cut -f1) bytes in $(ls "$OUT"/prior.tar.part-* | wc -l) parts"
+  note "prior packed: $(du -cb "$OUT"/prior.tar.part-* | tail -1 | cut -f1) bytes," \
+    "$(ls "$OUT"/prior.tar.part-* | wc -l) parts"
 fi
 
 # 4. Refinement with that prior.
 if [ -f "$WORK/default_prior/model_index.json" ]; then
-  step prior_refine "$REFINE_CAP" "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
+  step prior_refine "$REFINE_CAP" 0 "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
     --synthetic corpus --fills nearest telea --fixtures "$FIXTURES" --out "$OUT/prior_refine_gpu.md" \
     "${REFINE_ARGS[@]}"
 else

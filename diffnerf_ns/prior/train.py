@@ -32,6 +32,8 @@ from diffnerf_ns.device import default_device
 from diffnerf_ns.prior.model import RGBDPrior, predict_noise
 from diffnerf_ns.prior.patches import RGBDPatchDataset, TrainingFrame
 
+SYNC_EVERY_ON_ACCELERATOR = 25
+"""Steps between host reads (losses, the time limit) on a GPU: a read every step stalls its launch queue."""
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
 
 
@@ -250,6 +252,8 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
     )
 
     losses: list[float] = []
+    pending: list[Tensor] = []  # losses not read back yet: reading each step's would stall a GPU's launch queue
+    sync_every = 1 if accelerator.device.type == "cpu" else SYNC_EVERY_ON_ACCELERATOR
     started = time.monotonic()
     data_wait = 0.0  # seconds the loop spent on bank refreshes and batch gathering (workers too slow shows here)
     bar = tqdm(total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process)
@@ -272,14 +276,19 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         lr_schedule.step()
         optimizer.zero_grad(set_to_none=True)
         ema.step(prior.unet.parameters())
-        losses.append(float(accelerator.gather(loss.detach()).mean()))
+        pending.append(loss.detach())
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
         if step % config.checkpoint_every == 0 and step < config.steps:
             _save_checkpoint(accelerator, prior, ema, out, step, config)
+        if step % sync_every and step < config.steps:
+            continue
+        losses += _gathered_means(accelerator, pending)
+        pending = []
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
         out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
         if accelerator.gather(torch.tensor([out_of_time], device=x0.device)).any():
             break
+    losses += _gathered_means(accelerator, pending)
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
@@ -291,6 +300,14 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         stats |= {"data_wait_seconds": data_wait, "device": str(accelerator.device), "start_step": start}
         (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
     return losses
+
+
+def _gathered_means(accelerator: Accelerator, pending: list[Tensor]) -> list[float]:
+    """Per-step losses averaged over processes, read back in one transfer."""
+    if not pending:
+        return []
+    values = accelerator.gather(torch.stack(pending)).view(-1, len(pending))
+    return values.float().mean(0).tolist()
 
 
 def _save_ema_prior(prior: RGBDPrior, ema: EMAModel, directory: Path, half: bool = False) -> None:
