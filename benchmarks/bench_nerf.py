@@ -175,12 +175,8 @@ def tsdf_points(K: np.ndarray, frames: list[tuple[np.ndarray, np.ndarray, np.nda
     import open3d.core as o3c
 
     grid = o3d.t.geometry.VoxelBlockGrid(
-        attr_names=("tsdf", "weight", "color"),
-        attr_dtypes=(o3c.float32,) * 3,
-        attr_channels=(1, 1, 3),
-        voxel_size=voxel,
-        block_resolution=8,
-        block_count=100_000,
+        attr_names=("tsdf", "weight", "color"), attr_dtypes=(o3c.float32,) * 3, attr_channels=(1, 1, 3),
+        voxel_size=voxel, block_resolution=8, block_count=100_000,
     )
     intrinsic = o3c.Tensor(K, o3c.float64)
     for rgb, depth, c2w in frames:
@@ -346,35 +342,10 @@ class Bench:
         if not (out / "model_index.json").exists() and not (out / "unet").is_dir():
             dev = synthetic_scene("dev_room", *development_room(), self.workdir / "development", self.downscale)
             cmd = [
-                sys.executable,
-                "-m",
-                "diffnerf_ns.prior.cli",
-                "train",
-                "--data",
-                str(dev.scene_dir),
-                "--out",
-                str(out),
-                "--patch-size",
-                "24",
-                "--block-out-channels",
-                "32",
-                "64",
-                "128",
-                "--layers-per-block",
-                "1",
-                "--no-attention",
-                "--steps",
-                "3000",
-                "--batch-size",
-                "16",
-                "--lr",
-                "1e-3",
-                "--warmup-steps",
-                "100",
-                "--ema-decay",
-                "0.995",
-                "--max-minutes",
-                str(self.prior_minutes),
+                sys.executable, "-m", "diffnerf_ns.prior.cli", "train", "--data", str(dev.scene_dir), "--out",
+                str(out), "--patch-size", "24", "--block-out-channels", "32", "64", "128", "--layers-per-block",
+                "1", "--no-attention", "--steps", "3000", "--batch-size", "16", "--lr", "1e-3", "--warmup-steps",
+                "100", "--ema-decay", "0.995", "--max-minutes", str(self.prior_minutes),
             ]
             print(f"[{time.strftime('%H:%M:%S')}] training the development prior: {' '.join(cmd)}", flush=True)
             subprocess.run(cmd, check=True, env=self.env(threads=2))
@@ -384,60 +355,26 @@ class Bench:
         """Stage 1 once per base scene, through the prior's CLI."""
         if (scene.scene_dir / "depth_refined").is_dir():
             return
-        cmd = [
-            sys.executable,
-            "-m",
-            "diffnerf_ns.prior.cli",
-            "refine",
-            "--scene",
-            str(scene.scene_dir),
-            "--prior",
-            str(prior),
-        ]
+        cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(scene.scene_dir),
+               "--prior", str(prior)]
         print(f"[{time.strftime('%H:%M:%S')}] refining {scene.scene_dir}", flush=True)
         subprocess.run(cmd, check=True, env=self.env(threads=2), stdout=subprocess.DEVNULL)
 
     def env(self, threads: int) -> dict[str, str]:
         return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
-    def run(
-        self,
-        method: str,
-        scene: str,
-        setting: str,
-        view: Path,
-        reference: Path,
-        prior: Path | None,
-        seed: int,
-        extra: tuple[str, ...] = (),
-        label: str | None = None,
-    ) -> dict:
+    def run(self, method: str, scene: str, setting: str, view: Path, reference: Path, prior: Path | None,
+            seed: int, extra: tuple[str, ...] = (), label: str | None = None) -> dict:
         """One harness process (skipped when its result exists); `extra`: further harness flags, named `label`."""
         out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.json"
         if out.exists():
             return json.loads(out.read_text())
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable,
-            "-m",
-            "benchmarks.nerf_harness",
-            "--method",
-            method,
-            "--scene",
-            str(view),
-            "--out",
-            str(out),
-            "--iterations",
-            str(self.iterations),
-            "--rays-per-batch",
-            str(self.rays_per_batch),
-            "--reference",
-            str(reference),
-            "--seed",
-            str(seed),
-            "--small" if self.small else "--no-small",
-            *(["--few-view"] if setting.startswith("few") else []),
-            *(["--prior", str(prior)] if prior else []),
+            sys.executable, "-m", "benchmarks.nerf_harness", "--method", method, "--scene", str(view), "--out",
+            str(out), "--iterations", str(self.iterations), "--rays-per-batch", str(self.rays_per_batch),
+            "--reference", str(reference), "--seed", str(seed), "--small" if self.small else "--no-small",
+            *(["--few-view"] if setting.startswith("few") else []), *(["--prior", str(prior)] if prior else []),
             *extra,
         ]
         print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)
@@ -482,17 +419,11 @@ class Bench:
 
     def command(self) -> str:
         args = [
-            f"--scenes {' '.join(self.scenes)}",
-            f"--settings {' '.join(self.settings)}",
-            f"--methods {' '.join(self.methods)}",
-            f"--iterations {self.iterations}",
-            f"--rays-per-batch {self.rays_per_batch}",
-            f"--seeds {' '.join(map(str, self.seeds))}",
-            "--small" if self.small else "--no-small",
-            f"--downscale {self.downscale}",
-            f"--jobs {self.jobs}",
-            f"--report {self.report}",
-            *([f"--prior {self.prior}"] if self.prior else []),
+            f"--scenes {' '.join(self.scenes)}", f"--settings {' '.join(self.settings)}",
+            f"--methods {' '.join(self.methods)}", f"--iterations {self.iterations}",
+            f"--rays-per-batch {self.rays_per_batch}", f"--seeds {' '.join(map(str, self.seeds))}",
+            "--small" if self.small else "--no-small", f"--downscale {self.downscale}", f"--jobs {self.jobs}",
+            f"--report {self.report}", *([f"--prior {self.prior}"] if self.prior else []),
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)
 
@@ -521,8 +452,7 @@ class Bench:
             f"`{PEER}` as users run it (PSNR: difference in dB). s/it and rays/s count every rendered ray; peak "
             "memory is the run's process peak RSS on CPU, CUDA max allocated on GPU.",
             "",
-            "| scenes | setting | method | "
-            + " | ".join(h for _, h, _ in COLUMNS)
+            "| scenes | setting | method | " + " | ".join(h for _, h, _ in COLUMNS)
             + " | PSNR Δ dB | AbsRel × | Chamfer × | s/it × |",
             "|" + "---|" * (len(COLUMNS) + 7),
         ]
@@ -541,9 +471,8 @@ class Bench:
                     cells.append(summarise(diffs, "+.2f"))
                     for k in RATIOS:
                         cells.append(
-                            summarise(
-                                [r[k] / peer[s][k] for s, r in runs if s in peer and k in r and peer[s][k]], ".2f"
-                            )
+                            summarise([r[k] / peer[s][k] for s, r in runs if s in peer and k in r and peer[s][k]],
+                                      ".2f")
                         )
                     lines.append("| " + " | ".join([group, setting, method, *cells]) + " |")
         raw = sorted((self.workdir / "runs").rglob("*.seed*.json"))
@@ -565,10 +494,8 @@ class Bench:
         methods = [m for m in self.methods if m != "tsdf-fusion"]
         fig, axes = plt.subplots(1, 2, figsize=(12, 4))
         width = 0.8 / max(len(methods), 1)
-        for ax, key, label in (
-            (axes[0], "psnr", "held-out PSNR (dB), higher is better"),
-            (axes[1], "depth_abs_rel", "held-out depth AbsRel, lower is better"),
-        ):
+        for ax, key, label in ((axes[0], "psnr", "held-out PSNR (dB), higher is better"),
+                               (axes[1], "depth_abs_rel", "held-out depth AbsRel, lower is better")):
             for j, method in enumerate(methods):
                 means, stds = [], []
                 for setting in self.settings:

@@ -31,14 +31,8 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {  # row -> (harness method, 
     "  piecewise sampler (nerfacto's)": ("diffnerf-no-prior", ("--proposal-initial-sampler", "piecewise")),
     "  LR decays to 1e-4 within the run": ("diffnerf-no-prior", ("--fields-lr-final", "1e-4")),
 }
-COLUMNS = (
-    ("psnr", "PSNR", ".2f"),
-    ("ssim", "SSIM", ".3f"),
-    ("depth_abs_rel", "AbsRel", ".3f"),
-    ("depth_rmse", "RMSE m", ".3f"),
-    ("depth_delta1", "δ1", ".3f"),
-    ("seconds_per_iteration", "s/it", ".2f"),
-)
+COLUMNS = (("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".3f"), ("depth_abs_rel", "AbsRel", ".3f"),
+           ("depth_rmse", "RMSE m", ".3f"), ("depth_delta1", "δ1", ".3f"), ("seconds_per_iteration", "s/it", ".2f"))
 
 
 @dataclass
@@ -88,9 +82,8 @@ class Study:
         for name in scenes:
             for row in VARIANTS:
                 runs = results[(row, name)]
-                lines.append(
-                    "| " + " | ".join([name, row, *(summarise([r[k] for r in runs], f) for k, _, f in COLUMNS)]) + " |"
-                )
+                lines.append("| " + " | ".join([name, row, *(summarise([r[k] for r in runs], f)
+                                                                  for k, _, f in COLUMNS)]) + " |")
         self.report.parent.mkdir(parents=True, exist_ok=True)
         self.report.write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
