@@ -103,10 +103,17 @@ step imports 90 0 "$PY" -m benchmarks.gpu_session_check $([ $SMOKE -eq 1 ] && ec
   || { note "FATAL: imports failed (see above); nothing else can run"; exit 4; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$LOG" 2>&1 || true
 
-# 1. Corpus (foreground: the hash-grid timings below must not share the CPU with it).
+# 1. Corpus (foreground: the hash-grid timings below must not share the CPU with it); the hash-grid bench's
+#    scene (one process, same names and sizes as bench_hashgrid_gpu's defaults) renders beside it.
+if [ $SMOKE -eq 1 ]; then SCENE=(demo_smoke 16 64 48); else SCENE=(demo_640x480 48 640 480); fi
+"$PY" -c "import sys; from pathlib import Path; from data_converters.synthetic.demo_scene import make_demo_scene
+make_demo_scene(Path(sys.argv[1]), num_frames=int(sys.argv[2]), width=int(sys.argv[3]), height=int(sys.argv[4]))" \
+  "$WORK/hashgrid/${SCENE[0]}" "${SCENE[@]:1}" >>"$LOG" 2>&1 &
+SCENE_PID=$!
 step corpus 150 330 "$PY" -m benchmarks.train_default_prior render --out "$WORK/corpus_train" "${CORPUS_ARGS[@]}"
 
 # 2. Hash grid (issue 12).
+wait $SCENE_PID || note "demo scene render failed (rc $?): the bench renders it itself"
 step hashgrid "$HASHGRID_CAP" 300 "$PY" -m benchmarks.bench_hashgrid_gpu all "${HASHGRID_ARGS[@]}" \
   --workdir "$WORK/hashgrid" --out "$OUT/hashgrid_gpu.md"
 [ $SMOKE -eq 1 ] && cp "$WORK/hashgrid/smoke.md" "$OUT/hashgrid_gpu.md" 2>/dev/null

@@ -16,6 +16,11 @@ from importlib import metadata
 from pathlib import Path
 
 
+OVERRIDES = {"fpsample": "0.3.3"}
+"""Versions with no CPython 3.12 wheel, replaced by one that has it: fpsample 1.0.2 is a source-only (Rust)
+release; nerfstudio imports it for splatfacto's datamanager only, which the session never runs."""
+
+
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
@@ -35,7 +40,7 @@ def main(audit_dir: Path, image_list: Path) -> None:
             continue
         for dist in dists:
             if canonical(dist) not in image and canonical(dist) != "diffnerf-ns":
-                needed[canonical(dist)] = metadata.version(dist)
+                needed[canonical(dist)] = OVERRIDES.get(canonical(dist), metadata.version(dist))
     print(
         f"# {len(needed)} distributions imported by `gpu_session.sh --smoke` that the device image lacks "
         f"(scripts/build_wheelhouse.sh --audit); modules without a distribution: {' '.join(unknown)}"
