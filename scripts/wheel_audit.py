@@ -15,7 +15,6 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-
 OVERRIDES = {"fpsample": "0.3.3"}
 """Versions with no CPython 3.12 wheel, replaced by one that has it: fpsample 1.0.2 is a source-only (Rust)
 release; nerfstudio imports it for splatfacto's datamanager only, which the session never runs."""
