@@ -31,7 +31,6 @@ mkdir -p wheelhouse
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d wheelhouse -r scripts/device_wheels.txt
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w wheelhouse .
-rm -rf build ./*.egg-info
 
 repo=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
 wheels=$(du -cb wheelhouse/*.whl | tail -1 | cut -f1)
