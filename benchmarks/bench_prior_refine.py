@@ -1,7 +1,9 @@
 """Depth refinement benchmark: the prior against every classical fill, on synthetic and real frames.
 
-- Synthetic: held-out 640x480 renders with exact depth, corrupted by `KinectNoiseModel`; scored against
-  the exact depth, overall and in the sensor's holes, plus the calibration of the prior's 90% interval.
+- Synthetic: held-out 640x480 renders with exact depth, corrupted by `KinectNoiseModel`: the demo room on an
+  unseen trajectory, or (`--synthetic corpus`) the corpus generator's held-out rooms with their Kinect raw;
+  scored against the exact depth, overall and in the sensor's holes, plus the calibration of the prior's 90%
+  interval.
 - Real: the NYU labeled frame and SUN3D fragment-2 frames (via the 3DMatch reader). Their truth is the
   sensor itself: valid pixels are hidden under real hole shapes taken from *other* real frames (vertically
   flipped, so Kinect shadows stay on their side) and every method is scored at the hidden pixels.
@@ -10,11 +12,12 @@
 
 Without `--prior`, a small prior is trained here first for at most `--train.max-minutes`.
 
-    python benchmarks/bench_prior_refine.py [--prior DIR]
+    python benchmarks/bench_prior_refine.py [--prior DIR] [--synthetic corpus] [--fills nearest telea]
 """
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 import sys
@@ -22,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 import numpy as np
@@ -29,6 +33,7 @@ import torch
 import tyro
 from PIL import Image
 
+from data_converters.synthetic.corpus import corpus_frames
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
@@ -39,11 +44,12 @@ from diffnerf_ns.prior.train import TrainConfig, train_prior
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-FILLS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "nearest fill": lambda raw, rgb: nearest_fill(raw),
-    "OpenCV Telea": lambda raw, rgb: opencv_inpaint(raw),
-    "joint bilateral": joint_bilateral_fill,
-    "colorization (NYU toolbox)": lambda raw, rgb: colorization_fill(raw, rgb),
+Fill = Literal["nearest", "telea", "bilateral", "colorization"]
+FILLS: dict[Fill, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
+    "nearest": ("nearest fill", lambda raw, rgb: nearest_fill(raw)),
+    "telea": ("OpenCV Telea", lambda raw, rgb: opencv_inpaint(raw)),
+    "bilateral": ("joint bilateral", joint_bilateral_fill),
+    "colorization": ("colorization (NYU toolbox)", lambda raw, rgb: colorization_fill(raw, rgb)),
 }
 PRIOR = "prior refinement"
 
@@ -70,8 +76,13 @@ class Bench:
         )
     )
     sampling: RefineConfig = field(default_factory=lambda: RefineConfig(steps=10, overlap=8))
+    synthetic: Literal["demo-room", "corpus"] = "demo-room"
+    """Held-out synthetic frames: the demo room on trajectory seed 7 (its own prior trains on seed 1), or one
+    view of each of the corpus's held-out rooms (rooms no corpus-trained prior has seen)."""
     synthetic_frames: int = 3
-    """Held-out synthetic 640x480 frames (trajectory seed 7; training used seed 1)."""
+    """Held-out synthetic 640x480 frames."""
+    fills: tuple[Fill, ...] = ("nearest", "telea", "bilateral", "colorization")
+    """Classical fills to run beside the prior (colorization takes ~15 s per frame on one CPU core)."""
     sun3d_frames: int = 3
     """Fragment-2 frames, spread evenly over its 50."""
     fixtures: Path = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -135,7 +146,9 @@ def real_cases(fixtures: Path, sun3d_frames: int) -> tuple[list[Case], str]:
     return cases, note
 
 
-def evaluate(prior: RGBDPrior, cases: list[Case], sampling: RefineConfig) -> tuple[dict, dict, dict]:
+def evaluate(
+    prior: RGBDPrior, cases: list[Case], sampling: RefineConfig, fills: tuple[Fill, ...]
+) -> tuple[dict, dict, dict]:
     """Per method: mean RMSE per region and mean seconds per frame; prior interval coverage; fills of case 0."""
     rmse: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, list[float]] = {}
@@ -143,7 +156,7 @@ def evaluate(prior: RGBDPrior, cases: list[Case], sampling: RefineConfig) -> tup
     first: dict[str, np.ndarray] = {}
     for case in cases:
         outputs: dict[str, np.ndarray] = {}
-        for name, fill in FILLS.items():
+        for name, fill in (FILLS[key] for key in fills):
             start = time.perf_counter()
             outputs[name] = fill(case.raw, case.rgb)
             seconds.setdefault(name, []).append(time.perf_counter() - start)
@@ -165,7 +178,7 @@ def evaluate(prior: RGBDPrior, cases: list[Case], sampling: RefineConfig) -> tup
 
 
 def _table(scores: dict, regions: list[str]) -> str:
-    best = {r: min(s[r] for n, s in scores.items() if n != PRIOR) for r in regions}
+    best = {r: min((s[r] for n, s in scores.items() if n != PRIOR), default=-np.inf) for r in regions}
     head = "| method | " + " | ".join(f"RMSE {r} (m)" for r in regions) + " | s / frame |"
     lines = [head, "|---|" + "---|" * (len(regions) + 1)]
     for name, s in scores.items():
@@ -204,29 +217,38 @@ def main(bench: Bench) -> None:
         losses = train_prior(synthetic_room_frames(16, 640, 480, seed=1), bench.train)
         minutes = (time.perf_counter() - start) / 60
         train_note = (
-            f"trained here on 16 synthetic 640x480 room frames (trajectory seed 1) with fresh Kinect corruption per "
-            f"patch: {len(losses)} steps of batch {bench.train.batch_size}, {bench.train.patch_size} px patches, "
+            f"trained here on 16 synthetic 640x480 room frames (trajectory seed 1), a fresh whole-frame Kinect "
+            f"corruption every {bench.train.crops_per_frame} patches: {len(losses)} steps of batch "
+            f"{bench.train.batch_size}, {bench.train.patch_size} px patches, "
             f"UNet {bench.train.block_out_channels}, hole weight {bench.train.hole_weight}, {minutes:.1f} min; "
             f"loss {np.mean(losses[:50]):.3f} -> {np.mean(losses[-50:]):.3f}"
         )
         bench.prior = bench.train.out
     prior = RGBDPrior.from_pretrained(bench.prior, device=device)
+    if bench.synthetic == "corpus":
+        held_out = corpus_frames(bench.synthetic_frames, 1, 640, 480, seed=0, split="heldout")
+        source = "the corpus generator's held-out rooms (one view each, registered-depth Kinect model)"
+    else:
+        held_out = synthetic_room_frames(bench.synthetic_frames, 640, 480, seed=7, noise_model=KinectNoiseModel())
+        source = "the demo room on an unseen trajectory"
     synthetic = [
         Case(f.name, f.rgb, f.raw, f.depth, {"overall": np.ones(f.depth.shape, bool), "holes": f.raw <= 0})
-        for f in synthetic_room_frames(bench.synthetic_frames, 640, 480, seed=7, noise_model=KinectNoiseModel())
+        for f in held_out
     ]
     holes = np.mean([c.scored["holes"].mean() for c in synthetic])
-    syn_scores, syn_coverage, _ = evaluate(prior, synthetic, bench.sampling)
+    if device == "cuda":  # untimed warm-up: kernel selection and the allocator would land on the first frame
+        refine_depth(prior, synthetic[0].rgb, synthetic[0].raw, bench.sampling)
+    syn_scores, syn_coverage, _ = evaluate(prior, synthetic, bench.sampling, bench.fills)
     sections = [
         f"## Synthetic Kinect-noise frames ({len(synthetic)} held-out 640x480 renders, {100 * holes:.1f}% holes)",
-        "Same room as training, unseen trajectory (the corpus generator's held-out rooms are not on this branch).",
+        f"Frames: {source}.",
         _table(syn_scores, ["overall", "holes"]),
         f"Prior's stated 90% interval holds the true depth at {100 * syn_coverage['holes']:.1f}% of hole pixels "
         f"and {100 * syn_coverage['overall']:.1f}% of all pixels.",
     ]
     if bench.fixtures.is_dir():
         cases, note = real_cases(bench.fixtures, bench.sun3d_frames)
-        real_scores, real_coverage, first = evaluate(prior, cases, bench.sampling)
+        real_scores, real_coverage, first = evaluate(prior, cases, bench.sampling, bench.fills)
         hidden = np.mean([c.scored["hidden"].mean() for c in cases])
         sections += [
             f"## Real frames, valid pixels hidden under real hole shapes ({len(cases)} frames: "
@@ -248,7 +270,7 @@ def main(bench: Bench) -> None:
             "# Prior depth refinement benchmark",
             f"Command: `{shlex.join(['python', Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
             f"Machine: {platform.platform()}, {cpu}, {torch.get_num_threads()} torch threads, GPU: {gpu}; "
-            f"torch {torch.__version__}. Shared 2-core machine; times are wall clock per frame.",
+            f"torch {torch.__version__}, {os.cpu_count()} CPU cores; times are wall clock per frame.",
             f"Prior: {train_note}.",
             f"Sampling: {bench.sampling}.",
             "Bold: the best classical fill per column (the prior's target is to beat it).",

@@ -18,8 +18,8 @@ from typing import Literal
 import numpy as np
 
 from data_converters.capture import Capture
-from data_converters.nerfstudio_scene import load_scene
-from data_converters.nyu.calibration import CROP_COLS, CROP_ROWS
+from data_converters.nerfstudio_scene import load_scene, to_nerfstudio_intrinsics
+from data_converters.nyu.calibration import CROP_COLS, CROP_ROWS, cropped_rgb_intrinsics
 from data_converters.synthetic.corpus import CORPUS_FILE, Split, corpus_frames, read_corpus
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
@@ -32,33 +32,42 @@ SUN3D_TEST_FRAGMENT = "fragment-2-rgbd-frames"
 
 @dataclass
 class TrainingFrame:
-    """One RGB-D frame to crop from; `raw` is an optional real sensor observation of `depth`."""
+    """One RGB-D frame to crop from; `raw` is an optional real sensor observation of `depth`.
+
+    `K` is the whole frame's intrinsics (nerfstudio pixel convention, centres at +0.5, as the Kinect model
+    uses): frames without `raw` are corrupted with it, so shadows and noise have the sensor's real size.
+    """
 
     rgb: np.ndarray  # (H, W, 3) uint8
     depth: np.ndarray  # (H, W) float32 metres, 0 = unknown
     name: str
     raw: np.ndarray | None = None  # (H, W) float32 metres, 0 = missing
+    K: np.ndarray | None = None  # (3, 3); None: a Kinect field of view over the frame's width
 
 
 def frames_from_arrays(
-    rgbs: Sequence[np.ndarray], depths: Sequence[np.ndarray], raws: Sequence[np.ndarray] | None = None
+    rgbs: Sequence[np.ndarray],
+    depths: Sequence[np.ndarray],
+    raws: Sequence[np.ndarray] | None = None,
+    K: np.ndarray | None = None,
 ) -> list[TrainingFrame]:
-    """Wrap in-memory arrays (RGB uint8 or float in [0, 1], depth in metres) as training frames."""
+    """Wrap in-memory arrays (RGB uint8 or float in [0, 1], depth in metres; one shared K) as training frames."""
     frames = []
     for i, (rgb, depth) in enumerate(zip(rgbs, depths, strict=True)):
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8:
             rgb = (np.clip(rgb, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
         raw = None if raws is None else np.asarray(raws[i], np.float32)
-        frames.append(TrainingFrame(rgb, np.asarray(depth, np.float32), f"frame {i}", raw))
+        frames.append(TrainingFrame(rgb, np.asarray(depth, np.float32), f"frame {i}", raw, K))
     return frames
 
 
 def frames_from_scene(scene_dir: Path) -> list[TrainingFrame]:
     """All frames of a converted scene; its (raw, holed) depth is the target, crops avoid holes."""
-    scene = load_scene(scene_dir)
+    scene = load_scene(scene_dir)  # transforms.json intrinsics: nerfstudio's pixel convention already
     return [
-        TrainingFrame(scene.rgb(i), scene.depth(i), str(scene.depth_paths[i])) for i in range(len(scene.image_paths))
+        TrainingFrame(scene.rgb(i), scene.depth(i), str(scene.depth_paths[i]), K=scene.K)
+        for i in range(len(scene.image_paths))
     ]
 
 
@@ -67,7 +76,7 @@ def synthetic_room_frames(
 ) -> list[TrainingFrame]:
     """Renders of the demo room with exact depth; with `noise_model`, `raw` holds a Kinect corruption.
 
-    Ground truth for tests and benchmarks; without a noise model the dataset corrupts each crop afresh.
+    Ground truth for tests and benchmarks; without a noise model the dataset corrupts each frame afresh.
     """
     scene, K = RoomScene.default(), scaled_intrinsics(width, height)
     rng = np.random.default_rng(seed)
@@ -76,7 +85,7 @@ def synthetic_room_frames(
         rgb, depth = scene.render(K, c2w, height, width)
         rgb8 = (rgb * 255 + 0.5).astype(np.uint8)
         raw = None if noise_model is None else noise_model.corrupt(depth, rgb, rng, K=K)
-        frames.append(TrainingFrame(rgb8, depth, f"synthetic room {seed}:{i}", raw))
+        frames.append(TrainingFrame(rgb8, depth, f"synthetic room {seed}:{i}", raw, K))
     return frames
 
 
@@ -91,19 +100,20 @@ def iter_corpus(
 ) -> Iterator[TrainingFrame]:
     """The procedural corpus (`data_converters.synthetic.corpus`): exact depth as target, Kinect raw as `raw`."""
     for f in corpus_frames(num_rooms, views_per_room, width, height, seed, split, noise):
-        yield TrainingFrame(f.rgb, f.depth, f.name, f.raw)
+        yield TrainingFrame(f.rgb, f.depth, f.name, f.raw, f.K)
 
 
 def frames_from_corpus_dir(corpus_dir: Path) -> Iterator[TrainingFrame]:
     """A corpus rendered to disk (`diffnerf-make-corpus`), streamed room by room."""
     for f in read_corpus(corpus_dir):
-        yield TrainingFrame(f.rgb, f.depth, f.name, f.raw)
+        yield TrainingFrame(f.rgb, f.depth, f.name, f.raw, f.K)
 
 
 def frames_from_labeled(path: Path, indices: Iterable[int] | None = None) -> Iterator[TrainingFrame]:
     """Stream `nyu_depth_v2_labeled.mat`, border cropped: filled `depths` as target, `rawDepths` as raw."""
     from data_converters.nyu.labeled import LabeledNYU  # h5py reader; only needed for the .mat
 
+    K = to_nerfstudio_intrinsics(cropped_rgb_intrinsics())
     with LabeledNYU(path) as nyu:
         for f in nyu.iter_frames(indices):
             yield TrainingFrame(
@@ -111,6 +121,7 @@ def frames_from_labeled(path: Path, indices: Iterable[int] | None = None) -> Ite
                 f.depth[CROP_ROWS, CROP_COLS],
                 f"{path}[{f.index}]",
                 f.raw_depth[CROP_ROWS, CROP_COLS],
+                K,
             )
 
 
@@ -123,10 +134,11 @@ def frames_from_capture(capture: Capture, groups: Iterable[str] | None = None) -
     if keep is not None and not keep & {f.group for f in capture.frames}:
         known = sorted({f.group for f in capture.frames})
         raise ValueError(f"{capture.root}: no frames in groups {sorted(keep)}; the capture has {known}")
+    K = to_nerfstudio_intrinsics(capture.K)
     for frame in capture.frames:
         if keep is None or frame.group in keep:
             depth = np.asarray(capture.load_depth_m(frame), dtype=np.float32)
-            yield TrainingFrame(capture.load_rgb(frame), depth, f"{capture.root}/{frame.name}")
+            yield TrainingFrame(capture.load_rgb(frame), depth, f"{capture.root}/{frame.name}", K=K)
 
 
 def sun3d_frames(root: Path, split: Literal["train", "test"] = "train") -> Iterator[TrainingFrame]:
@@ -147,7 +159,8 @@ def self_supervised(frames: Iterable[TrainingFrame], seed: int = 0) -> Iterator[
     for frame in frames:
         sensor = frame.raw if frame.raw is not None else frame.depth
         hidden = realistic_hole_mask(sensor, frame.rgb, rng)
-        yield TrainingFrame(frame.rgb, sensor, f"{frame.name} (self-supervised)", np.where(hidden, 0.0, sensor))
+        raw = np.where(hidden, 0.0, sensor)
+        yield TrainingFrame(frame.rgb, sensor, f"{frame.name} (self-supervised)", raw, frame.K)
 
 
 def frames_from_path(path: Path, indices: Sequence[int] | None = None) -> Iterator[TrainingFrame]:

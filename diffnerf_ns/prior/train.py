@@ -32,6 +32,8 @@ from diffnerf_ns.device import default_device
 from diffnerf_ns.prior.model import RGBDPrior, predict_noise
 from diffnerf_ns.prior.patches import RGBDPatchDataset, TrainingFrame
 
+SYNC_EVERY_ON_ACCELERATOR = 25
+"""Steps between host reads (losses, the time limit) on a GPU: a read every step stalls its launch queue."""
 _SOBEL_X = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8.0
 
 
@@ -59,6 +61,8 @@ class TrainConfig:
     """Weight of the edge loss on Sobel gradients of the reconstructed clean patch (0 = off)."""
     hole_weight: float = 4.0
     """Extra weight of the depth channel's loss at the conditioning's holes: the pixels refinement invents."""
+    crops_per_frame: int = 64
+    """Consecutive patches cut from one whole-frame Kinect corruption (it costs ~0.1 s per 640x480 frame)."""
     bank_size: int = 8192
     """Pre-rendered patches held on the training device; batches are drawn from it at random."""
     bank_chunk: int = 256
@@ -216,6 +220,7 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         length=2**62,
         cond_drop_prob=config.cond_drop_prob,
         seed=config.seed + 7919 * accelerator.process_index,
+        crops_per_frame=config.crops_per_frame,
     )
     optimizer = torch.optim.AdamW(prior.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = get_cosine_schedule_with_warmup(
@@ -247,14 +252,19 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
     )
 
     losses: list[float] = []
+    pending: list[Tensor] = []  # losses not read back yet: reading each step's would stall a GPU's launch queue
+    sync_every = 1 if accelerator.device.type == "cpu" else SYNC_EVERY_ON_ACCELERATOR
     started = time.monotonic()
+    data_wait = 0.0  # seconds the loop spent on bank refreshes and batch gathering (workers too slow shows here)
     bar = tqdm(total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process)
     for step in range(start + 1, config.steps + 1):
         # Batch, noise and timesteps from a per-step generator: a resumed run draws what the original would have.
         generator = torch.Generator(accelerator.device).manual_seed(
             config.seed + 1_000_003 * step + accelerator.process_index
         )
+        waited = time.monotonic()
         x0, cond = bank.batch(step, config.batch_size, generator)
+        data_wait += time.monotonic() - waited
         noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
         t = torch.randint(0, prior.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
         with accelerator.autocast():
@@ -266,21 +276,38 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         lr_schedule.step()
         optimizer.zero_grad(set_to_none=True)
         ema.step(prior.unet.parameters())
-        losses.append(float(accelerator.gather(loss.detach()).mean()))
+        pending.append(loss.detach())
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
         if step % config.checkpoint_every == 0 and step < config.steps:
             _save_checkpoint(accelerator, prior, ema, out, step, config)
+        if step % sync_every and step < config.steps:
+            continue
+        losses += _gathered_means(accelerator, pending)
+        pending = []
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
         out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
         if accelerator.gather(torch.tensor([out_of_time], device=x0.device)).any():
             break
+    losses += _gathered_means(accelerator, pending)
     bar.close()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         prior.unet = accelerator.unwrap_model(unet)
         _save_ema_prior(prior, ema, out, config.half_precision_weights)
         (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+        seconds = time.monotonic() - started
+        stats = {"steps": len(losses), "seconds": seconds, "steps_per_second": len(losses) / max(seconds, 1e-9)}
+        stats |= {"data_wait_seconds": data_wait, "device": str(accelerator.device), "start_step": start}
+        (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
     return losses
+
+
+def _gathered_means(accelerator: Accelerator, pending: list[Tensor]) -> list[float]:
+    """Per-step losses averaged over processes, read back in one transfer."""
+    if not pending:
+        return []
+    values = accelerator.gather(torch.stack(pending)).view(-1, len(pending))
+    return values.float().mean(0).tolist()
 
 
 def _save_ema_prior(prior: RGBDPrior, ema: EMAModel, directory: Path, half: bool = False) -> None:

@@ -1,0 +1,139 @@
+"""Train the shippable default prior for a fixed wall time and report its speed (the GPU session's step 2).
+
+Data: a rendered procedural corpus (`diffnerf-make-corpus`: exact depth, Kinect raw) and, when given,
+SUN3D fragment 1 self-supervised (its own valid pixels hidden under realistic hole shapes). Model:
+`TrainConfig()`'s shippable defaults (48 px, UNet 32-64-128-192 + attention, batch 64), saved with
+float16 weights. Writes the prior to `--out` and a markdown report with steps/s, data-wait share and loss.
+
+    python -m benchmarks.train_default_prior render --out outputs/corpus_train --workers 16
+    python -m benchmarks.train_default_prior train --corpus outputs/corpus_train --sun3d gpu_data/... --minutes 4
+    python -m benchmarks.train_default_prior train --smoke ...   # tiny model, a few steps (checks the path only)
+
+`render` calls the corpus writer directly: `diffnerf-make-corpus` goes through the converter CLI, which imports
+open3d (too big to carry to the device).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import tyro
+
+from data_converters.synthetic.corpus import write_corpus
+from diffnerf_ns.prior.cli import SHIPPABLE_MB
+from diffnerf_ns.prior.sources import frames_from_corpus_dir, self_supervised, sun3d_frames
+from diffnerf_ns.prior.train import TrainConfig, train_prior
+
+
+@dataclass
+class Render:
+    """Render the training split of the procedural corpus (exact depth + Kinect raw) with parallel workers."""
+
+    out: Path
+    num_rooms: int = 64
+    views_per_room: int = 6
+    width: int = 640
+    height: int = 480
+    workers: int = 16
+
+    def main(self) -> None:
+        started = time.perf_counter()
+        write_corpus(self.out, self.num_rooms, self.views_per_room, self.width, self.height, workers=self.workers)
+        frames = self.num_rooms * self.views_per_room
+        print(f"rendered {frames} {self.width}x{self.height} frames in {time.perf_counter() - started:.0f} s")
+
+
+@dataclass
+class Run:
+    """Train the default prior on a rendered corpus (+ SUN3D fragment 1) for a fixed time; write the report."""
+
+    corpus: Path
+    """A rendered corpus folder (`diffnerf-make-corpus --split train`)."""
+    out: Path = Path("outputs/default_prior")
+    sun3d: Path | None = None
+    """A 3DMatch-layout SUN3D capture: fragment 1 trains (self-supervised), fragment 2 is never read."""
+    minutes: float = 4.0
+    """Wall-time cap of the training loop (the bank fill and saving come on top)."""
+    num_workers: int = 12
+    """DataLoader workers preparing bank chunks (one whole-frame corruption per `crops_per_frame` patches)."""
+    report: Path = Path("benchmarks/results/prior_train_gpu.md")
+    smoke: bool = False
+    """Tiny model and a few steps on whatever device is there: proves the path, measures nothing."""
+
+    def main(self) -> None:
+        train(self)
+
+
+def train(run: Run) -> None:
+    frames = list(frames_from_corpus_dir(run.corpus))
+    n_corpus = len(frames)
+    if run.sun3d is not None:
+        frames += list(self_supervised(sun3d_frames(run.sun3d, "train"), seed=0))
+    config = TrainConfig(
+        out=run.out,
+        steps=100_000,
+        max_minutes=run.minutes,
+        half_precision_weights=True,
+        num_workers=run.num_workers,
+        checkpoint_every=10**9,  # one bounded run: the final save is the product
+        resume=False,
+    )
+    if run.smoke:
+        config = replace(
+            config,
+            patch_size=16,
+            block_out_channels=(16, 32),
+            layers_per_block=1,
+            attention=False,
+            steps=6,
+            batch_size=4,
+            warmup_steps=1,
+            bank_size=64,
+            bank_chunk=32,
+            crops_per_frame=16,
+        )
+    started = time.perf_counter()
+    losses = train_prior(frames, config)
+    wall = time.perf_counter() - started
+    stats = json.loads((run.out / "train_stats.json").read_text())
+    weights_mb = (run.out / "unet" / "diffusion_pytorch_model.safetensors").stat().st_size / 1e6
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    first, last = float(np.mean(losses[: min(100, len(losses))])), float(np.mean(losses[-100:]))
+    lines = [
+        "# Default prior training run" + (" (SMOKE RUN: not a measurement)" if run.smoke else ""),
+        "",
+        f"Command: `{shlex.join(['python', '-m', 'benchmarks.train_default_prior', *sys.argv[1:]])}`",
+        f"Machine: {platform.platform()}, device {device}, torch {torch.__version__}.",
+        f"Data: {n_corpus} corpus frames from `{run.corpus}`"
+        + (f" + {len(frames) - n_corpus} SUN3D fragment-1 frames (self-supervised)" if run.sun3d else "")
+        + f"; each prepared frame (whole-frame Kinect corruption and fill) gives {config.crops_per_frame} crops.",
+        f"Model: {config.patch_size} px, UNet {config.block_out_channels} x {config.layers_per_block}"
+        + (" + attention" if config.attention else "")
+        + f", batch {config.batch_size}, bank {config.bank_size} patches on the device, "
+        f"{config.num_workers} DataLoader workers, mixed precision `{config.mixed_precision}`.",
+        "",
+        "| steps | loop s | steps/s | x 13 steps/s (last GPU run) | data wait share | loss first -> last 100 "
+        "| weights MB (fp16) | shippable (<= 25 MB) | wall incl. setup s |",
+        "|---:|---:|---:|---:|---:|---|---:|---|---:|",
+        f"| {stats['steps']} | {stats['seconds']:.0f} | {stats['steps_per_second']:.1f} | "
+        f"{stats['steps_per_second'] / 13:.1f}x | {stats['data_wait_seconds'] / max(stats['seconds'], 1e-9):.0%} | "
+        f"{first:.4f} -> {last:.4f} | {weights_mb:.1f} | {'yes' if weights_mb <= SHIPPABLE_MB else 'NO'} | "
+        f"{wall:.0f} |",
+        "",
+        f"Saved to `{run.out}`; config: `{json.dumps(asdict(config), default=str)}`",
+    ]
+    run.report.parent.mkdir(parents=True, exist_ok=True)
+    run.report.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    tyro.extras.subcommand_cli_from_dict({"render": Render, "train": Run}).main()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Fill wheelhouse/ (git-ignored) with every wheel benchmarks/gpu_session.sh needs that the device image lacks.
+#
+#   bash scripts/build_wheelhouse.sh           # scripts/device_wheels.txt + this project's own wheel (~1 min)
+#   bash scripts/build_wheelhouse.sh --audit   # first regenerate device_wheels.txt from the imports of a
+#                                               # `gpu_session.sh --smoke --no-install` run (~5 min on 2 cores)
+#
+# pip here resolves from /opt/wheels, the local indexes /opt/pypi and /opt/pypi-more, then PyPI (pip config
+# list). Wheels are fetched for the device's interpreter (CPython 3.12, manylinux x86_64) without their
+# dependencies: device_wheels.txt is the complete list, the image (scripts/device_image_packages.txt: torch,
+# torchvision, triton, numpy, accelerate, transformers, opencv, scipy, h5py, ... ) supplies the rest.
+# The project's wheel carries nothing but its metadata that matters: on the device PYTHONPATH puts the
+# working tree first, and the wheel's entry points register the nerfstudio methods.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=/work/main/.venv/bin/python
+
+if [ "${1:-}" = "--audit" ]; then
+  audit=$(mktemp -d)
+  IMPORT_AUDIT_DIR=$audit PYTHONPATH=$PWD/scripts/import_audit PYTHON=$PY OUT=outputs/gpu_session_audit \
+    bash benchmarks/gpu_session.sh --smoke --no-install
+  "$PY" scripts/wheel_audit.py "$audit" scripts/device_image_packages.txt >scripts/device_wheels.txt
+  rm -rf "$audit"
+  echo "wrote scripts/device_wheels.txt:"; cat scripts/device_wheels.txt
+fi
+
+rm -rf wheelhouse
+mkdir -p wheelhouse
+"$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
+  --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d wheelhouse -r scripts/device_wheels.txt
+"$PY" -m pip wheel -q --no-deps --no-build-isolation -w wheelhouse .
+
+repo=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+wheels=$(du -cb wheelhouse/*.whl | tail -1 | cut -f1)
+data=$( [ -d gpu_data ] && du -sb gpu_data | cut -f1 || echo 0)
+total=$((repo + wheels + data))
+echo "wheelhouse: $(ls wheelhouse/*.whl | wc -l) wheels, $((wheels / 1024)) KiB; repo $((repo / 1024)) KiB;" \
+  "gpu_data $((data / 1024)) KiB; travelling in all $((total / 1048576)) MiB of 64 MiB"
+ls -S wheelhouse | head -5
+[ "$total" -lt $((64 * 1048576)) ] || { echo "over the 64 MiB carry limit: use prepare_gpu_data.sh STRIDE 2" >&2; exit 1; }
