@@ -20,6 +20,8 @@ import numpy as np
 import open3d as o3d
 from scipy.spatial.transform import Rotation
 
+from data_converters.nyu.time_offset import interpolate_pose
+
 LOG = logging.getLogger(__name__)
 FrameLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]
 """Returns (RGB uint8 HxWx3, depth metres HxW, 0 = invalid) of frame i."""
@@ -164,6 +166,7 @@ def estimate_trajectory(
     node_of: dict[int, int] = {}
     images: dict[int, o3d.geometry.RGBDImage] = {}  # keyframes at the loop-closure resolution
     relative: dict[int, tuple[int, np.ndarray]] = {}  # frame -> (keyframe, frame-to-keyframe transform)
+    following: dict[int, tuple[int, np.ndarray]] = {}  # keyframe -> (next keyframe, next-to-this transform)
     # Covariance of the motion since the last keyframe: the frame-to-frame steps are independent and small
     # (below the keyframe thresholds), so their covariances add to first order.
     covariance = np.zeros((6, 6))
@@ -202,6 +205,7 @@ def estimate_trajectory(
         translation, rotation = motion_size(rel)
         if translation > config.keyframe_translation or rotation > config.keyframe_rotation_deg:
             add_keyframe(i, rgb, depth, np.asarray(graph.nodes[node_of[kf]].pose) @ rel)
+            following[kf] = (i, rel)
             info = np.linalg.pinv(covariance)
             graph.edges.append(o3d.pipelines.registration.PoseGraphEdge(node_of[i], node_of[kf], rel, info, False))
             covariance = np.zeros((6, 6))
@@ -209,8 +213,14 @@ def estimate_trajectory(
         raise ValueError("no frame has valid depth; cannot estimate poses")
     _close_loops(loop, graph, node_of, images, traj)
     _optimise(graph, config)
-    for i, (kf, trans) in relative.items():
-        traj.c2w[i] = np.asarray(graph.nodes[node_of[kf]].pose) @ trans
+    for i, (kf, rel) in relative.items():
+        traj.c2w[i] = np.asarray(graph.nodes[node_of[kf]].pose) @ rel
+        if i != kf and kf in following:
+            # The optimised graph moves both keyframes around frame i; share their corrections by its
+            # position along the chain, as the chain's drift grows from one keyframe to the next.
+            nxt, nxt_rel = following[kf]
+            from_next = np.asarray(graph.nodes[node_of[nxt]].pose) @ np.linalg.inv(nxt_rel) @ rel
+            traj.c2w[i] = interpolate_pose(traj.c2w[i], from_next, (i - kf) / (nxt - kf))
     if up is not None:
         _level(traj, up)
     return traj
