@@ -140,9 +140,9 @@ Python {platform.python_version()}
 ATE after rigid alignment (cm), relative rotation error (RRE) between consecutive frames (degrees). The two
 depth columns need no reference trajectory: median |depth| disagreement (cm) when the first frame's sensor depth
 is reprojected into the last frame of the fragment, under the given and under the re-estimated poses.
-The worst step is the consecutive pair with the largest RRE; the last two columns measure it a third way,
-by full-resolution odometry of that pair alone, and give that measurement's rotation error (deg) against
-the given and against the estimated step.
+The worst step is the consecutive pair with the largest RRE; the last two columns measure it once more, by
+full-resolution odometry of that pair alone (the estimator's method, but free of its chain, loops and graph),
+and give that measurement's rotation error (deg) against the given and against the estimated step.
 
 | fragment | frames | ATE cm | RRE mean | RRE max | depth, given | depth, est. | worst step | pair vs given | vs est. |
 |---|---|---|---|---|---|---|---|---|---|
