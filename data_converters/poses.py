@@ -1,9 +1,10 @@
 """Camera poses for an RGB-D sequence: Open3D RGB-D odometry, keyframes, loop closures, pose graph.
 
-Every frame is tracked against the current keyframe (hybrid photometric + geometric term); a frame
-becomes a keyframe once the motion since the last one passes a threshold, so pose-graph nodes and
-loop-closure searches stay few for long 30 Hz sequences. Keyframes that view the same place again
-are linked by loop-closure edges and the graph is optimised globally. Gravity measured by an
+Every frame is tracked against the previous tracked frame (hybrid photometric + geometric term, at a
+reduced resolution); a frame becomes a keyframe once the composed motion since the last one passes a
+threshold, so pose-graph nodes and loop-closure searches stay few for long 30 Hz sequences. Keyframes
+that view the same place again are linked by loop-closure edges, computed at full resolution from the
+tracked estimate (coarse to fine), and the graph is optimised globally. Gravity measured by an
 accelerometer (where the sensor has one, as NYU's Kinect) then levels the world so that +z is up.
 Frames whose odometry fails are returned as failures with a reason, never given a guessed pose.
 """
@@ -12,12 +13,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 import open3d as o3d
 from scipy.spatial.transform import Rotation
+
+from data_converters.nyu.time_offset import interpolate_pose
 
 LOG = logging.getLogger(__name__)
 FrameLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]
@@ -29,7 +32,11 @@ class PoseConfig:
     """Tuning of pose estimation; defaults suit hand-held Kinect sequences."""
 
     scale: float = 0.5
-    """Resolution factor for odometry (0.5 halves width and height); poses are resolution-independent."""
+    """Resolution factor for frame-to-frame tracking (0.5 halves width and height); poses are
+    resolution-independent."""
+    loop_scale: float = 1.0
+    """Resolution factor for loop-closure odometry, which starts from the tracked estimate (coarse to fine);
+    loop edges are few, so full resolution costs little."""
     keyframe_translation: float = 0.05
     """Metres of motion since the last keyframe that make a frame a keyframe."""
     keyframe_rotation_deg: float = 5.0
@@ -145,72 +152,75 @@ def estimate_trajectory(
     progress: Callable[[], None] | None = None,
 ) -> Trajectory:
     """Track, close loops, optimise and level; `up[i]` is frame i's measured up direction in camera axes
-    (an accelerometer reading at rest), None where unknown."""
+    (an accelerometer reading at rest), None where unknown.
+
+    Each frame is tracked against the previous tracked frame, and keyframe-to-keyframe edges are the
+    composed frame-to-frame motions: odometry across many frames at once (a frame against an old
+    keyframe) has less overlap and slides along the weakly constrained directions of distant, mostly
+    planar indoor scenes (benchmarks/results/capture_conversion.md)."""
     config = config or PoseConfig()
-    est = PoseEstimator(K, width, height, config)
+    track = PoseEstimator(K, width, height, config)
+    loop = PoseEstimator(K, width, height, replace(config, scale=config.loop_scale))
     traj = Trajectory()
     graph = o3d.pipelines.registration.PoseGraph()
     node_of: dict[int, int] = {}
-    images: dict[int, o3d.geometry.RGBDImage] = {}
+    images: dict[int, o3d.geometry.RGBDImage] = {}  # keyframes at the loop-closure resolution
     relative: dict[int, tuple[int, np.ndarray]] = {}  # frame -> (keyframe, frame-to-keyframe transform)
+    following: dict[int, tuple[int, np.ndarray]] = {}  # keyframe -> (next keyframe, next-to-this transform)
+    # Covariance of the motion since the last keyframe: the frame-to-frame steps are independent and small
+    # (below the keyframe thresholds), so their covariances add to first order.
+    covariance = np.zeros((6, 6))
 
-    def add_keyframe(i: int, image: o3d.geometry.RGBDImage, c2w: np.ndarray) -> None:
+    def add_keyframe(i: int, rgb: np.ndarray, depth: np.ndarray, c2w: np.ndarray) -> None:
         node_of[i] = len(graph.nodes)
         graph.nodes.append(o3d.pipelines.registration.PoseGraphNode(c2w))
         traj.keyframes.append(i)
-        images[i] = image
+        images[i] = loop.rgbd(rgb, depth)
         relative[i] = (i, np.eye(4))
 
-    def track(i: int, image: o3d.geometry.RGBDImage, init: np.ndarray) -> _Odometry | str:
-        kf = traj.keyframes[-1]
-        result = est.odometry(image, images[kf], init)
-        if isinstance(result, str):
-            return result
-        relative[i] = (kf, result.trans)
-        traj.fitness[i] = result.fitness
-        translation, rotation = motion_size(result.trans)
-        if translation > config.keyframe_translation or rotation > config.keyframe_rotation_deg:
-            kf_pose = np.asarray(graph.nodes[node_of[kf]].pose)
-            add_keyframe(i, image, kf_pose @ result.trans)
-            graph.edges.append(
-                o3d.pipelines.registration.PoseGraphEdge(node_of[i], node_of[kf], result.trans, result.info, False)
-            )
-        return result
-
-    last: tuple[int, o3d.geometry.RGBDImage, _Odometry | None] | None = None  # last tracked frame
+    last: tuple[int, o3d.geometry.RGBDImage] | None = None  # last tracked frame
     for i in range(num_frames):
-        image = est.rgbd(*load(i))
+        rgb, depth = load(i)
+        image = track.rgbd(rgb, depth)
         if progress is not None:
             progress()
         if last is None:
             if int((np.asarray(image.depth) > 0).sum()) == 0:
                 traj.failed[i] = "no valid depth"
                 continue
-            add_keyframe(i, image, np.eye(4))
-            last = (i, image, None)
+            add_keyframe(i, rgb, depth, np.eye(4))
+            last = (i, image)
             continue
-        last_i, last_image, last_odo = last
-        init = relative[last_i][1] if relative[last_i][0] == traj.keyframes[-1] else np.eye(4)
-        result = track(i, image, init)
-        if isinstance(result, str) and last_odo is not None and last_i != traj.keyframes[-1]:
-            # Lost against an old keyframe: promote the last tracked frame and try once more from there.
-            kf, trans = relative[last_i]
-            add_keyframe(last_i, last_image, np.asarray(graph.nodes[node_of[kf]].pose) @ trans)
-            graph.edges.append(
-                o3d.pipelines.registration.PoseGraphEdge(node_of[last_i], node_of[kf], trans, last_odo.info, False)
-            )
-            result = track(i, image, np.eye(4))
+        result = track.odometry(image, last[1], np.eye(4))
         if isinstance(result, str):
             traj.failed[i] = result
             LOG.warning("frame %d excluded: %s", i, result)
             continue
-        last = (i, image, result)
+        traj.fitness[i] = result.fitness
+        kf, last_rel = relative[last[0]]
+        rel = last_rel @ result.trans
+        relative[i] = (kf, rel)
+        last = (i, image)
+        covariance += np.linalg.pinv(result.info)
+        translation, rotation = motion_size(rel)
+        if translation > config.keyframe_translation or rotation > config.keyframe_rotation_deg:
+            add_keyframe(i, rgb, depth, np.asarray(graph.nodes[node_of[kf]].pose) @ rel)
+            following[kf] = (i, rel)
+            info = np.linalg.pinv(covariance)
+            graph.edges.append(o3d.pipelines.registration.PoseGraphEdge(node_of[i], node_of[kf], rel, info, False))
+            covariance = np.zeros((6, 6))
     if last is None:
         raise ValueError("no frame has valid depth; cannot estimate poses")
-    _close_loops(est, graph, node_of, images, traj)
+    _close_loops(loop, graph, node_of, images, traj)
     _optimise(graph, config)
-    for i, (kf, trans) in relative.items():
-        traj.c2w[i] = np.asarray(graph.nodes[node_of[kf]].pose) @ trans
+    for i, (kf, rel) in relative.items():
+        traj.c2w[i] = np.asarray(graph.nodes[node_of[kf]].pose) @ rel
+        if i != kf and kf in following:
+            # The optimised graph moves both keyframes around frame i; share their corrections by its
+            # position along the chain, as the chain's drift grows from one keyframe to the next.
+            nxt, nxt_rel = following[kf]
+            from_next = np.asarray(graph.nodes[node_of[nxt]].pose) @ np.linalg.inv(nxt_rel) @ rel
+            traj.c2w[i] = interpolate_pose(traj.c2w[i], from_next, (i - kf) / (nxt - kf))
     if up is not None:
         _level(traj, up)
     return traj

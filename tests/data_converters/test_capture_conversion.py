@@ -61,11 +61,13 @@ def test_sun3d_given_poses_written_as_given(sun3d: Capture, tmp_path: Path) -> N
 def test_sun3d_reestimated_poses(sun3d: Capture, tmp_path: Path) -> None:
     """Catches: odometry with the wrong intrinsics or depth unit (drifts by decimetres), poses chained in the
     wrong order (inverse transforms), fragments tracked across the time gap, fragments left in their own
-    frame instead of the given world.
+    frame instead of the given world, and a frame-to-keyframe tracker (fragment 1 ATE 6.7 cm).
 
-    The SUN3D poses are themselves approximate (README: 4 cm disagreement 15 frames apart); on fragment 1 the
-    estimated poses agree with the sensor depth better than the given ones do, so ATE there measures
-    mostly the reference's error, and the bound is 8 cm rather than the issue's 5 cm (see the benchmark)."""
+    Issue 11's bounds, per fragment: ATE < 5 cm and relative rotation error < 1 degree as a MEAN over
+    consecutive frames, plus a 1.5 degree bound on the max. Not max < 1: the SUN3D poses are approximate
+    and interpolated (their frame-to-frame motion is constant over blocks of 5 frames); at fragment 2's
+    step 45->46 they rotate about 1 degree away from what both SIFT-feature PnP and full-resolution
+    direct odometry measure, so the estimate's max error there (1.2 degrees) is mostly the reference's."""
     scene = convert_capture(sun3d, tmp_path / "est", ConvertOptions(poses="estimate"), progress=False)
     est = _poses_by_source(scene)
     assert len(est) == 100
@@ -75,7 +77,7 @@ def test_sun3d_reestimated_poses(sun3d: Capture, tmp_path: Path) -> None:
         mine = np.stack([est[sun3d.frames[i].name] for i in idx])
         ate = absolute_trajectory_error(mine, gt)
         rre = relative_rotation_errors(mine, gt)
-        assert ate < 0.08 and rre.mean() < 1.0, (group, ate, rre.mean())
+        assert ate < 0.05 and rre.mean() < 1.0 and rre.max() < 1.5, (group, ate, rre.mean(), rre.max())
         # Unaligned: each fragment is placed in the given world, not left at its own first camera.
         assert np.median(np.linalg.norm(mine[:, :3, 3] - gt[:, :3, 3], axis=1)) < 0.1
         first, last = idx[0], idx[-1]
