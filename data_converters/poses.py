@@ -20,7 +20,7 @@ import numpy as np
 import open3d as o3d
 from scipy.spatial.transform import Rotation
 
-from data_converters.nyu.time_offset import interpolate_pose
+from data_converters.pose_interpolation import interpolate_pose
 
 LOG = logging.getLogger(__name__)
 FrameLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]

@@ -14,10 +14,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 from data_converters.capture import Capture, CaptureFormatError, CaptureFrame
 from data_converters.layouts.text import check_intrinsics, image_size, parse_numbers, read_matrix, read_text
+from data_converters.pose_interpolation import interpolate_pose
 
 LOG = logging.getLogger(__name__)
 TUM_DEPTH_SCALE = 1.0 / 5000.0
@@ -111,11 +112,7 @@ def interpolate_poses(
             out.append(None)
             continue
         a, b = stamps[j - 1], stamps[j]
-        w = (t - a) / (b - a)
-        pose = np.eye(4)
-        pose[:3, :3] = Slerp([a, b], Rotation.from_matrix(poses[j - 1 : j + 1, :3, :3]))([t]).as_matrix()[0]
-        pose[:3, 3] = (1 - w) * poses[j - 1, :3, 3] + w * poses[j, :3, 3]
-        out.append(pose)
+        out.append(interpolate_pose(poses[j - 1], poses[j], (t - a) / (b - a)))
     return out
 
 

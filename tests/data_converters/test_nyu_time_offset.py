@@ -16,7 +16,8 @@ from data_converters.nerfstudio_scene import load_scene
 from data_converters.nyu import calibration as cal
 from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.nyu.registration import DepthRegistration
-from data_converters.nyu.time_offset import interpolate_pose, pose_at_time, relative_motion, rgb_time_poses
+from data_converters.nyu.time_offset import pose_at_time, relative_motion, rgb_time_poses
+from data_converters.pose_interpolation import interpolate_pose
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, load_ground_truth, write_nyu_raw_scene
 from data_converters.synthetic.room import RoomScene, handheld_path, look_at
 
