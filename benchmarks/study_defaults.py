@@ -11,12 +11,14 @@ its PSNR/depth difference is what that default costs or buys. Every run trains t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import tyro
@@ -49,6 +51,44 @@ COLUMNS = (("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".3f"), ("depth_abs_rel", "
            ("depth_rmse", "RMSE m", ".3f"), ("depth_delta1", "δ1", ".3f"), ("seconds_per_iteration", "s/it", ".2f"))
 
 
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """Every leaf of a nested config (dataclasses, dicts, lists of dicts) by its dotted path."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        items = ((f.name, getattr(config, f.name)) for f in dataclasses.fields(config))
+    elif isinstance(config, dict):
+        items = config.items()
+    elif isinstance(config, list) and config and isinstance(config[0], dict):
+        items = ((f"[{i}]", v) for i, v in enumerate(config))
+    else:
+        return {prefix: config}
+    out: dict[str, Any] = {}
+    for name, value in items:
+        out.update(flatten(value, f"{prefix}.{name}".lstrip(".") if not name.startswith("[") else prefix + name))
+    return out
+
+
+def config_differences() -> list[tuple[str, str, str]]:
+    """(field, depth-nerfacto, diffnerf-no-prior) for every config field where the two methods differ as users
+    get them from ns-train (before the study's CPU size preset, which both get). The disabled regulariser's
+    fields, which depth-nerfacto lacks, are left out."""
+    from nerfstudio.configs.method_configs import method_configs
+
+    from diffnerf_ns.diffnerf_config import diffnerf_no_prior_method
+
+    def show(value: Any) -> str:  # classes (and generic aliases such as VanillaDataManager[X]) by short name
+        if hasattr(value, "__origin__"):
+            return f"{show(value.__origin__)}[{', '.join(map(show, value.__args__))}]"
+        return value.__name__ if isinstance(value, type) else repr(value)
+
+    peer, ours = flatten(method_configs["depth-nerfacto"]), flatten(diffnerf_no_prior_method.config)
+    rows = []
+    for key in sorted(set(peer) | set(ours)):
+        a, b = (show(c[key]) if key in c else "—" for c in (peer, ours))
+        if a != b and ".regulariser." not in key:
+            rows.append((key, a, b))
+    return rows
+
+
 @dataclass
 class Study:
     """Run the chosen variants on the development scenes and write the table."""
@@ -73,7 +113,7 @@ class Study:
             "sun3d_fragment2": sun3d_scene(self.workdir, bench.downscale, fragment=1),
             "dev_room": synthetic_scene("dev_room", *development_room(), self.workdir, bench.downscale),
         }
-        jobs = []
+        jobs, reused = [], 0
         for seed in self.seeds:  # seed-major: a partial run still has every row for the first seeds
             for name, scene in scenes.items():
                 view = split(scene.scene_dir, self.workdir / "views" / name / "dense", None)
@@ -81,14 +121,17 @@ class Study:
                     _, method, extra = VARIANTS[key]
                     label = method + "".join(extra).replace("--", "_")
                     jobs.append((key, name, (method, name, "dense", view, scene.reference, None, seed, extra, label)))
+                    # Bench.run reuses a run whose result file exists: the report says how many it did not train.
+                    reused += (self.workdir / "runs" / name / "dense" / f"{label}.seed{seed}.json").exists()
         with ThreadPoolExecutor(self.jobs) as pool:
             futures = [(key, name, pool.submit(bench.run, *args)) for key, name, args in jobs]
             results: dict[tuple[str, str], list[dict]] = {}
             for key, name, future in futures:
                 results.setdefault((key, name), []).append(future.result())
-        self.write(scenes, keys, results, time.time() - started)
+        self.write(scenes, keys, results, time.time() - started, reused)
 
-    def write(self, scenes: dict, keys: list[str], results: dict[tuple[str, str], list[dict]], seconds: float) -> None:
+    def write(self, scenes: dict, keys: list[str], results: dict[tuple[str, str], list[dict]], seconds: float,
+              reused: int) -> None:
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
         lines = [
             "# Defaults study: what each diffnerf default costs against depth-nerfacto (development scenes)",
@@ -97,7 +140,9 @@ class Study:
             f"{self.rays_per_batch} --seeds {' '.join(map(str, self.seeds))} --variants {' '.join(keys)} "
             f"--jobs {self.jobs}`  ",
             f"Machine: {platform.machine()} {device}, torch {torch.__version__}; wall time "
-            f"{seconds / 60:.0f} min ({self.jobs} runs at a time, one thread each, CPU shared with other jobs).  ",
+            f"{seconds / 60:.0f} min ({self.jobs} runs at a time, one thread each, CPU shared with other jobs"
+            + (f"; {reused} of the {sum(map(len, results.values()))} runs were reused from an earlier invocation in "
+               f"`{self.workdir}`" if reused else "") + ").  ",
             "Scenes: " + "; ".join(f"`{k}`: {v.note}" for k, v in scenes.items()) + ". Dense setting, every 8th "
             f"frame held out, CPU-sized model for every row. Cells: mean ± std over seeds {list(self.seeds)}.",
             "",
@@ -125,6 +170,15 @@ class Study:
                 ratio = [r["depth_abs_rel"] / peer[r["seed"]]["depth_abs_rel"] for r in runs]
                 lines.append(f"| {name} | {VARIANTS[key][0].strip()} | {summarise(delta, '+.2f')} | "
                              f"{summarise(ratio, '.2f')} |")
+        lines += [
+            "",
+            "Every config field where the two methods differ as users get them (`ns-train depth-nerfacto` vs "
+            "`ns-train diffnerf-no-prior` on this machine; the study then gives both the same CPU size preset):",
+            "",
+            "| field | depth-nerfacto | diffnerf-no-prior |",
+            "|---|---|---|",
+            *(f"| `{k}` | `{a}` | `{b}` |" for k, a, b in config_differences()),
+        ]
         self.report.parent.mkdir(parents=True, exist_ok=True)
         self.report.write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
