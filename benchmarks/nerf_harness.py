@@ -267,8 +267,6 @@ class RunArgs:
     """Override the model's initial proposal sampler (defaults study)."""
     fields_lr_final: float | None = None
     """Override the final learning rate of the fields' exponential decay (defaults study)."""
-    depth_sigma: float | None = None
-    """Override the depth loss's sigma (scene units; metres for diffnerf) (defaults study)."""
     disable_scene_contraction: bool | None = None
     """Override the model's scene contraction (defaults study; False on diffnerf contracts space past its box)."""
     camera_optimizer_mode: Literal["off", "SO3xR3", "SE3"] | None = None
@@ -281,7 +279,6 @@ class RunArgs:
             for k, v in (
                 ("depth_loss_mult", self.depth_loss_mult),
                 ("proposal_initial_sampler", self.proposal_initial_sampler),
-                ("depth_sigma", self.depth_sigma),
                 ("disable_scene_contraction", self.disable_scene_contraction),
             )
             if v is not None
