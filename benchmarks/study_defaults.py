@@ -168,7 +168,9 @@ class Study:
                 runs = results[(key, name)]
                 delta = [r["psnr"] - peer[r["seed"]]["psnr"] for r in runs]
                 ratio = [r["depth_abs_rel"] / peer[r["seed"]]["depth_abs_rel"] for r in runs]
-                lines.append(f"| {name} | {VARIANTS[key][0].strip()} | {summarise(delta, '+.2f')} | "
+                row, method, _ = VARIANTS[key]
+                row = f"{method}: {row.strip()}" if row.startswith(" ") else row  # sub-rows name their method
+                lines.append(f"| {name} | {row} | {summarise(delta, '+.2f')} | "
                              f"{summarise(ratio, '.2f')} |")
         lines += [
             "",

@@ -2,8 +2,8 @@
 
 It builds on nerfstudio's depth-nerfacto (same field, proposal sampling and DS-NeRF/URF depth
 losses) and changes what matters indoors: the room is a bounded box, so rays are clipped to it and
-no scene contraction is used; normals are predicted so point-cloud export works out of the box;
-metrics include depth accuracy; nothing is downloaded at construction.
+no scene contraction is used (an option contracts space past the box instead); normals are predicted so
+point-cloud export works out of the box; metrics include depth accuracy; nothing is downloaded at construction.
 """
 
 from __future__ import annotations
