@@ -267,6 +267,10 @@ class RunArgs:
     """Override the model's initial proposal sampler (defaults study)."""
     fields_lr_final: float | None = None
     """Override the final learning rate of the fields' exponential decay (defaults study)."""
+    disable_scene_contraction: bool | None = None
+    """Override the model's scene contraction (defaults study; False on diffnerf contracts space past its box)."""
+    camera_optimizer_mode: Literal["off", "SO3xR3", "SE3"] | None = None
+    """Override the model's pose refinement (defaults study)."""
 
     def overridden(self, config: TrainerConfig) -> TrainerConfig:
         """The method's config with the study's overrides applied (none by default)."""
@@ -275,9 +279,14 @@ class RunArgs:
             for k, v in (
                 ("depth_loss_mult", self.depth_loss_mult),
                 ("proposal_initial_sampler", self.proposal_initial_sampler),
+                ("disable_scene_contraction", self.disable_scene_contraction),
             )
             if v is not None
         }
+        if self.camera_optimizer_mode is not None:
+            changes["camera_optimizer"] = dataclasses.replace(
+                config.pipeline.model.camera_optimizer, mode=self.camera_optimizer_mode
+            )
         model = dataclasses.replace(config.pipeline.model, **changes)
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
         if self.fields_lr_final is not None:

@@ -2,8 +2,8 @@
 
 It builds on nerfstudio's depth-nerfacto (same field, proposal sampling and DS-NeRF/URF depth
 losses) and changes what matters indoors: the room is a bounded box, so rays are clipped to it and
-no scene contraction is used; normals are predicted so point-cloud export works out of the box;
-metrics include depth accuracy; nothing is downloaded at construction.
+no scene contraction is used (an option contracts space past the box instead); normals are predicted so
+point-cloud export works out of the box; metrics include depth accuracy; nothing is downloaded at construction.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from nerfstudio.viewer.viewer_elements import ViewerCheckbox
 
 from diffnerf_ns.compat import offline_lpips
 from diffnerf_ns.depth_convention import ray_to_z_depth
+from diffnerf_ns.fields.box_contraction import BoxContraction
 from diffnerf_ns.fields.hash_backend import select_hash_backend
 from diffnerf_ns.metrics import depth_metrics, image_metrics
 from diffnerf_ns.models.patch_prior_loss import score_loss, score_magnitude_map
@@ -50,7 +51,10 @@ class DiffNerfModelConfig(DepthNerfactoModelConfig):
     """Also render them for whole cameras (viewer, ns-render, ns-eval): a second field pass that doubles
     render time (2.15x measured on CPU). The viewer has a checkbox for it."""
     disable_scene_contraction: bool = True
-    """Indoor scenes are bounded: the dataparser's scene box covers the room, rays are clipped to it."""
+    """True: the room is bounded; the dataparser's fitted scene box is all the field covers and rays are clipped
+    to it. False: rays run from near_plane to far_plane (nerfacto's collider) and space past the box (windows,
+    doorways, walls the box fit cut off) is contracted around it (`BoxContraction`) instead of being painted onto
+    the box's walls; pair it with the piecewise initial sampler, as nerfacto does."""
     proposal_initial_sampler: Literal["piecewise", "uniform"] = "uniform"
     """Uniform sampling suits rays clipped to a bounded box."""
     near_plane: float = 0.05
@@ -81,7 +85,12 @@ class DiffNerfModel(DepthNerfactoModel):
             "Render normals (second pass, slower)", default_value=self.config.render_camera_normals
         )
         self._rendering_camera = False
-        self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
+        if self.config.disable_scene_contraction:
+            self.collider = AABBBoxCollider(self.scene_box, near_plane=self.config.near_plane)
+        else:  # nerfacto's contraction assumes an auto-scaled unit cube; ours is the metric room box
+            contraction = BoxContraction(self.scene_box.aabb)
+            for network in (self.field, *self.proposal_networks):
+                network.spatial_distortion = contraction
         self.metres_per_unit = 1.0 / float(self.kwargs.get("metadata", {}).get("dataparser_scale", 1.0))
         self.regulariser: PatchRegulariser | None = None
         if self.config.regulariser.active:
