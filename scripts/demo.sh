@@ -22,3 +22,5 @@ echo "iterations: $ITERS; seconds per iteration (nerfstudio profiler):" \
 print('held-out views:', ', '.join(f'{k}={r[k]:.4f}' for k in ('psnr','ssim','depth_abs_rel','depth_rmse','depth_delta1')))" \
   "$OUT/eval.json"
 echo "point cloud: $OUT/export/point_cloud.ply"
+.venv/bin/python scripts/cloud_accuracy.py --cloud "$OUT/export/point_cloud.ply" \
+  --run-dir "$OUT/runs/scene/diffnerf/demo" --scene "$OUT/scene"
