@@ -88,12 +88,6 @@ def held_out_abs_rel(scene: Path, out: Path, prior: Path | None, seed: int) -> t
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="not there at test scale (demo room, 3 views, 1500-step prior fitted on those views, 120 iterations): "
-    "unseen-region AbsRel gain -0.016 mean over seeds 0-2 with the recipe weights; seed 0: recipe -0.007, "
-    "x0.2 -0.014, depth-only -0.015, no jitter -0.010, x100 -0.34 (README, 'The patch regulariser')",
-)
 def test_prior_improves_few_view_held_out_depth_in_unseen_regions(few_view: tuple[Path, Path], tmp_path: Path) -> None:
     """Over several seeds (same random stream in both arms), the regulariser lowers held-out depth error where no
     training view saw the surface, by a margin. Catches a regulariser that does nothing (equal errors), one that
