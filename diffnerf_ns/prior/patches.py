@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from data_converters.synthetic.kinect_noise import KinectNoiseModel, default_focal_px
+from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.prior.baselines import nearest_fill
 from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
 from diffnerf_ns.prior.sources import TrainingFrame
@@ -51,15 +51,6 @@ def crop_corners(depth: np.ndarray, patch: int, max_holes: float = MAX_TARGET_HO
     holes = np.pad((depth <= 0).astype(np.int64), ((1, 0), (1, 0))).cumsum(0).cumsum(1)
     count = holes[patch:, patch:] - holes[:-patch, patch:] - holes[patch:, :-patch] + holes[:-patch, :-patch]
     return count <= max_holes * patch * patch
-
-
-def frame_intrinsics(frame: TrainingFrame) -> np.ndarray:
-    """The frame's K, or the Kinect model's own default over the full frame width when the source has none."""
-    if frame.K is not None:
-        return np.asarray(frame.K, dtype=np.float64)
-    h, w = frame.depth.shape
-    f = default_focal_px(w)
-    return np.array([[f, 0.0, w / 2], [0.0, f, h / 2], [0.0, 0.0, 1.0]])
 
 
 def mirror_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
@@ -145,10 +136,12 @@ class RGBDPatchDataset(Dataset):
 
     def _prepare(self, rng: np.random.Generator) -> PreparedFrame:
         frame = self.frames[self.usable[rng.integers(len(self.usable))]]
-        rgb, depth, raw, K = frame.rgb, frame.depth, frame.raw, frame_intrinsics(frame)
+        rgb, depth, raw, K = frame.rgb, frame.depth, frame.raw, frame.K
         if raw is None:  # mirror, then corrupt, so IR shadows stay on the projector's side
             if rng.random() < 0.5:
-                rgb, depth, K = rgb[:, ::-1], depth[:, ::-1], mirror_intrinsics(K, depth.shape[1])
+                # Without a K the Kinect model centres its own default, which mirroring leaves unchanged.
+                rgb, depth = rgb[:, ::-1], depth[:, ::-1]
+                K = None if K is None else mirror_intrinsics(K, depth.shape[1])
             raw = self.noise_model.corrupt(depth, rgb, rng, K=K)
         corners = crop_corners(depth, self.patch_size)
         x = encode(
