@@ -288,6 +288,20 @@ def tsdf_row(view: Path, reference: np.ndarray) -> dict[str, float]:
     return {**surface_metrics(points, reference), "seconds": time.perf_counter() - start}
 
 
+def prior_note(prior: Path) -> str:
+    """Which prior the prior rows used, and how long it trained (from its own `train_*.json`)."""
+    note = f"Prior: `{prior}`"
+    config, stats = prior / "train_config.json", prior / "train_stats.json"
+    if config.exists() and stats.exists():
+        c, s = json.loads(config.read_text()), json.loads(stats.read_text())
+        note += (
+            f", {c['patch_size']} px patches, UNet {tuple(c['block_out_channels'])}, trained {s['steps']} steps "
+            f"x batch {c['batch_size']} in {s['seconds'] / 60:.1f} min on {s['device']} on "
+            f"{', '.join(Path(d).name for d in c['data'])}"
+        )
+    return note + "."
+
+
 def summarise(values: list[float], fmt: str) -> str:
     """`mean ± std` over scenes (just the value for one)."""
     if not values:
@@ -415,7 +429,7 @@ class Bench:
             for (name, setting), rows in results.items():
                 view = self.workdir / "views" / name / setting
                 rows["tsdf-fusion"] = [tsdf_row(view, np.load(scenes[name].reference))]
-        self.write(scenes, results, time.time() - started)
+        self.write(scenes, results, time.time() - started, prior)
 
     def command(self) -> str:
         args = [
@@ -423,11 +437,11 @@ class Bench:
             f"--methods {' '.join(self.methods)}", f"--iterations {self.iterations}",
             f"--rays-per-batch {self.rays_per_batch}", f"--seeds {' '.join(map(str, self.seeds))}",
             "--small" if self.small else "--no-small", f"--downscale {self.downscale}", f"--jobs {self.jobs}",
-            f"--report {self.report}", *([f"--prior {self.prior}"] if self.prior else []),
+            f"--workdir {self.workdir}", f"--report {self.report}", *([f"--prior {self.prior}"] if self.prior else []),
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)
 
-    def write(self, scenes: dict[str, BenchScene], results: dict, seconds: float) -> None:
+    def write(self, scenes: dict[str, BenchScene], results: dict, seconds: float, prior: Path | None) -> None:
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
         groups = {  # table row group -> scenes averaged in it
             "synthetic rooms": [s for s in scenes if s.startswith("room")],
@@ -445,6 +459,7 @@ class Bench:
             f"{'small (CPU)' if self.small else 'default'} for every method; seeds {list(self.seeds)}. "
             f"Held out: every {EVAL_INTERVAL}th frame.  ",
             "Scenes: " + "; ".join(f"`{k}`: {v.note}" for k, v in scenes.items()) + ".  ",
+            *([prior_note(prior) + "  "] if prior else []),
             "Cells: mean ± std over the scenes (and seeds) of the group. Depth: planar z in metres on the held-out "
             "views against clean truth (synthetic) or the sensor's valid pixels (SUN3D). Chamfer (m) and F-score "
             "at 5 cm: all views' rendered depth against the true surface (synthetic: clean geometry aligned to the "
