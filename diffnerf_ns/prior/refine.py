@@ -49,8 +49,9 @@ class RefineConfig:
     answer); lower values start from the observation with holes nearest-filled, noised to that level (SDEdit)."""
     samples: int = 4
     """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
-    overlap: int = 16
-    """Pixels shared by neighbouring tiles."""
+    overlap: int | None = None
+    """Pixels shared by neighbouring tiles; default a third of the prior's patch (16 at 48 px). A fixed 16 on a
+    24 px prior would evaluate every pixel 9 times instead of about 2-4 (3x the time for the same blend)."""
     batch_size: int = 256
     """Tiles per UNet call."""
     interval: float = 0.9
@@ -138,7 +139,8 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     obs = encode(torch.from_numpy(rgb_f).permute(2, 0, 1)[None].to(device), raw_t.clamp(min=1e-3))
     known4 = torch.cat([torch.ones_like(known).expand(-1, 3, -1, -1), known], 1)
     height, width = raw_depth.shape
-    denoiser = TiledDenoiser(prior, height, width, config.overlap, config.batch_size)
+    overlap = prior.patch_size // 3 if config.overlap is None else config.overlap
+    denoiser = TiledDenoiser(prior, height, width, overlap, config.batch_size)
     cond = observation_channels(raw_depth)[None].to(device, dtype)
     cond_tiles = denoiser.tiles(cond).repeat(config.samples, 1, 1, 1)
 
