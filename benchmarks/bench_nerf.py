@@ -367,7 +367,8 @@ class Bench:
 
     def refine(self, scene: BenchScene, prior: Path) -> None:
         """Stage 1 once per base scene, through the prior's CLI."""
-        if (scene.scene_dir / "depth_refined").is_dir():
+        frames = json.loads((scene.scene_dir / "transforms.json").read_text())["frames"]
+        if all("refined_depth_file_path" in f for f in frames):  # written last: a killed run leaves none
             return
         cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(scene.scene_dir),
                "--prior", str(prior)]
