@@ -522,6 +522,7 @@ class Bench:
                 ax.bar(x, means, width, yerr=stds, label=method, capsize=2)
             ax.set_xticks(np.arange(len(self.settings)), self.settings)
             ax.set_title(label)
+        axes[1].set_yscale("log")  # the peer's metre-scale errors would flatten every other bar
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{', '.join(members)}: {self.iterations} it x {self.rays_per_batch} rays (mean ± std)")
         fig.tight_layout()
