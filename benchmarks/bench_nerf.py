@@ -46,6 +46,7 @@ from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, load_ground_truth, write_nyu_raw_scene
 from data_converters.synthetic.room import Box, RoomScene
 from diffnerf_ns.metrics import absolute_trajectory_error, align_rigid, surface_metrics
+from diffnerf_ns.prior.refine import REFINED_LAYERS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 EVAL_INTERVAL = 8
@@ -268,7 +269,7 @@ def icl_scene(work: Path, width: int = 160, height: int = 120) -> BenchScene:
 def split(base: Path, out: Path, num_train: int | None) -> Path:
     """split_view, plus the refined-depth layers when the base scene has them."""
     view = split_view(base, out, num_train, EVAL_INTERVAL)
-    for sub in ("depth_refined", "depth_confidence"):
+    for sub in REFINED_LAYERS.values():
         if (base / sub).is_dir() and not (view / sub).exists():
             (view / sub).symlink_to((base / sub).resolve())
     return view
@@ -368,7 +369,7 @@ class Bench:
     def refine(self, scene: BenchScene, prior: Path) -> None:
         """Stage 1 once per base scene, through the prior's CLI."""
         frames = json.loads((scene.scene_dir / "transforms.json").read_text())["frames"]
-        if all("refined_depth_file_path" in f for f in frames):  # written last: a killed run leaves none
+        if all(key in f for f in frames for key in REFINED_LAYERS):  # written last: a killed run leaves none
             return
         cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(scene.scene_dir),
                "--prior", str(prior)]
