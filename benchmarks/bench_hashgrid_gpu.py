@@ -1,7 +1,11 @@
-"""GPU: diffnerf-no-prior with the fused Triton grid vs the torch grid, and depth-nerfacto (torch grid).
+"""GPU: the fused Triton hash grid against nerfstudio's torch grid, kernels alone and end to end.
 
+    python -m benchmarks.bench_hashgrid_gpu kernels             # encoding forward / forward+backward, do_bench
     python -m benchmarks.bench_hashgrid_gpu all                 # on a CUDA machine -> results/hashgrid_gpu.md
     python -m benchmarks.bench_hashgrid_gpu all --smoke         # tiny CPU run: checks the script executes
+
+`kernels` times the encoding alone (16 levels, 2^19 table, 2 features: diffnerf's defaults) on 2^18 to 2^20
+points; `all` trains diffnerf-no-prior with each grid (depth-nerfacto's torch grid is measured already).
 
 Every run is its own process (peak memory is that run's alone), trains with nerfstudio's
 `Trainer.train()` at default model sizes, then scores the held-out views' PSNR (same code for every
@@ -36,8 +40,75 @@ Impl = Literal["triton", "torch"]
 RUNS: tuple[tuple[str, Impl], ...] = (
     ("diffnerf-no-prior", "triton"),
     ("diffnerf-no-prior", "torch"),
-    ("depth-nerfacto", "torch"),
 )
+
+
+def _milliseconds(fn, smoke: bool) -> float:
+    """Median kernel time: `triton.testing.do_bench` on CUDA (L2 flushed between calls), wall clock on CPU."""
+    if not smoke:
+        import triton.testing
+
+        return float(triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median"))
+    fn()
+    start = time.perf_counter()
+    for _ in range(3):
+        fn()
+    return (time.perf_counter() - start) / 3 * 1e3
+
+
+@dataclass
+class Kernels:
+    """The encoding alone, fused against torch grid: forward, and forward + backward (input and table grads)."""
+
+    log2_points: tuple[int, ...] = (18, 19, 20)
+    out: Path = Path("benchmarks/results/hashgrid_kernels_gpu.md")
+    smoke: bool = False
+    """CPU check of the script: 2^10 points, the fused row falls back to the torch grid."""
+
+    def main(self) -> None:
+        from nerfstudio.field_components.encodings import HashEncoding
+
+        from diffnerf_ns.fields.triton_hash_encoding import FusedHashEncoding
+
+        device = "cpu" if self.smoke else "cuda"
+        sizes = (10,) if self.smoke else self.log2_points
+        torch.manual_seed(0)
+        enc = HashEncoding(num_levels=16, min_res=16, max_res=2048, log2_hashmap_size=19, implementation="torch")
+        enc = enc.to(device)
+        grids = {"torch": enc, "fused (Triton)": FusedHashEncoding(enc)}
+        card = torch.cuda.get_device_name() if not self.smoke else "cpu (smoke)"
+        lines = [
+            "# Hash-grid encoding kernels alone" + (" (SMOKE RUN ON CPU: not a measurement)" if self.smoke else ""),
+            "",
+            f"Card: {card}; torch {torch.__version__}. Command: `python -m benchmarks.bench_hashgrid_gpu kernels`. "
+            "16 levels, 2^19 table, 2 features, float32 points in the unit cube; median of "
+            "`triton.testing.do_bench` (25 warm-up, 100 ms).",
+            "",
+            "| points | grid | forward ms | forward + backward ms | M points/s (fwd+bwd) | x torch (fwd+bwd) |",
+            "|---:|---|---:|---:|---:|---:|",
+        ]
+        for log2 in sizes:
+            x = torch.rand(1 << log2, 3, device=device, requires_grad=True)
+            grad = torch.randn(1 << log2, 32, device=device)
+            times = {}
+            for name, grid in grids.items():
+
+                def forward(grid=grid, x=x) -> None:
+                    with torch.no_grad():
+                        grid(x)
+
+                def both(grid=grid, x=x, grad=grad) -> None:
+                    torch.autograd.grad(grid(x), [x, grid.hash_table], grad)
+
+                times[name] = (_milliseconds(forward, self.smoke), _milliseconds(both, self.smoke))
+            for name, (fwd, fb) in times.items():
+                lines.append(
+                    f"| 2^{log2} | {name} | {fwd:.3f} | {fb:.3f} | {(1 << log2) / fb / 1e3:.0f} | "
+                    f"{times['torch'][1] / fb:.2f} |"
+                )
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text("\n".join(lines) + "\n")  # after each size: a cut run keeps what it measured
+            print("\n".join(lines[-2:]), flush=True)
 
 
 @torch.no_grad()
@@ -77,7 +148,10 @@ def check_fused_grid_on_cuda() -> str:
         ]
     report = "fused grid vs torch grid on CUDA: max |value| error {:.2e}, relative input-grad {:.2e}, table-grad {:.2e}"
     report = report.format(*(float(e) for e in errors))
-    if not (errors[0] < 1e-5 and errors[1] < 1e-3 and errors[2] < 1e-4):
+    # Values: at the finest level (scale 2048) one float32 ulp of `x * scale` is 2.4e-4 of a cell, and the two
+    # implementations may round it differently (FMA contraction), which moves a trilinear weight by that much:
+    # the H200 showed 1.7e-4 with tables in [-1, 1]. A wrong hash or corner is an O(1) error.
+    if not (errors[0] < 5e-4 and errors[1] < 1e-3 and errors[2] < 1e-4):
         raise SystemExit(f"bench_hashgrid_gpu: the fused grid does not match the torch grid: {report}")
     return report
 
@@ -146,7 +220,7 @@ class Bench:
     scene: Path | None = None
     """A converted scene; default: the demo room rendered at 640x480 (48 frames) into workdir."""
     workdir: Path = Path("outputs/bench_hashgrid_gpu")
-    rays: tuple[int, ...] = (4096, 16384)
+    rays: tuple[int, ...] = (8192,)
     iterations: int = 2000
     warmup: int = 50
     out: Path = Path("benchmarks/results/hashgrid_gpu.md")
@@ -182,7 +256,7 @@ class Bench:
                 print(" ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
                 results.append({**json.loads(out.read_text()), "implementation": impl})
-        self.write(results, scene, check)
+                self.write(results, scene, check)  # after each run: a cut session keeps what it measured
 
     def write(self, results: list[dict], scene: Path, check: str) -> None:
         devices = {r["device"] for r in results}
@@ -204,10 +278,13 @@ class Bench:
         ]
         for r in results:
             peer = next(
-                p
-                for p in results
-                if p["rays_per_batch"] == r["rays_per_batch"]
-                and (p["method"], p["implementation"]) == ("diffnerf-no-prior", "torch")
+                (
+                    p
+                    for p in results
+                    if p["rays_per_batch"] == r["rays_per_batch"]
+                    and (p["method"], p["implementation"]) == ("diffnerf-no-prior", "torch")
+                ),
+                {"rays_per_second": float("nan"), "psnr": float("nan")},  # the torch run has not finished yet
             )
             grid = r["implementation"] + (
                 "" if r["resolved_implementation"] == r["implementation"] else f" (ran {r['resolved_implementation']})"
@@ -224,4 +301,4 @@ class Bench:
 
 
 if __name__ == "__main__":
-    tyro.extras.subcommand_cli_from_dict({"all": Bench, "one": RunOne}).main()
+    tyro.extras.subcommand_cli_from_dict({"kernels": Kernels, "all": Bench, "one": RunOne}).main()

@@ -258,9 +258,9 @@ def main(bench: Bench) -> None:
             f"Prior's stated 90% interval holds the hidden sensor depth at {100 * real_coverage['hidden']:.1f}% "
             "of hidden pixels (the sensor's own noise is part of this truth).",
             note,
-            f"![refinement on {cases[0].name}](prior_refine_real.png)",
+            f"![refinement on {cases[0].name}]({bench.out.stem}_real.png)",
         ]
-        picture(cases[0], first, bench.out.parent / "prior_refine_real.png")
+        picture(cases[0], first, bench.out.with_name(f"{bench.out.stem}_real.png"))
     else:
         sections.append(f"Real frames: fixtures not found at {bench.fixtures}; not run.")
     cpu = platform.processor() or platform.machine()

@@ -8,6 +8,7 @@ float16 weights. Writes the prior to `--out` and a markdown report with steps/s,
     python -m benchmarks.train_default_prior render --out outputs/corpus_train --workers 16
     python -m benchmarks.train_default_prior train --corpus outputs/corpus_train --sun3d gpu_data/... --minutes 4
     python -m benchmarks.train_default_prior train --smoke ...   # tiny model, a few steps (checks the path only)
+    python -m benchmarks.train_default_prior step-speed        # the UNet step alone at batch 64/256/512
 
 `render` calls the corpus writer directly: `diffnerf-make-corpus` goes through the converter CLI, which imports
 open3d (too big to carry to the device).
@@ -29,8 +30,9 @@ import tyro
 
 from data_converters.synthetic.corpus import write_corpus
 from diffnerf_ns.prior.cli import SHIPPABLE_MB
+from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.sources import frames_from_corpus_dir, self_supervised, sun3d_frames
-from diffnerf_ns.prior.train import TrainConfig, train_prior
+from diffnerf_ns.prior.train import TrainConfig, denoising_loss, train_prior
 
 
 @dataclass
@@ -55,13 +57,23 @@ class Render:
 class Run:
     """Train the default prior on a rendered corpus (+ SUN3D fragment 1) for a fixed time; write the report."""
 
-    corpus: Path
-    """A rendered corpus folder (`diffnerf-make-corpus --split train`)."""
+    corpus: Path | None = None
+    """A rendered corpus folder (`diffnerf-make-corpus --split train`); without it, SUN3D alone trains."""
     out: Path = Path("outputs/default_prior")
     sun3d: Path | None = None
     """A 3DMatch-layout SUN3D capture: fragment 1 trains (self-supervised), fragment 2 is never read."""
     minutes: float = 4.0
     """Wall-time cap of the training loop (the bank fill and saving come on top)."""
+    deadline: float | None = None
+    """Absolute stop time of the loop (`date +%s` seconds); whichever of this and `minutes` comes first wins."""
+    save_every_seconds: float = 60.0
+    """Save the fp16 EMA prior to `out` this often, so a run cut short still returns one."""
+    batch_size: int = 256
+    """Patches per step: 256 keeps a GPU busy (the earlier 64 left it launch-bound at 13 steps/s)."""
+    lr: float = 4e-4
+    """AdamW learning rate: 2e-4 at batch 64, scaled by sqrt(batch / 64)."""
+    warmup_steps: int = 200
+    channels_last: bool = True
     num_workers: int = 12
     """DataLoader workers preparing bank chunks (one whole-frame corruption per `crops_per_frame` patches)."""
     report: Path = Path("benchmarks/results/prior_train_gpu.md")
@@ -72,15 +84,95 @@ class Run:
         train(self)
 
 
+@dataclass
+class StepSpeed:
+    """The shippable UNet's training step alone (no data loading) at several batch sizes, on one device:
+    the same-card baseline the loop's patches/s is compared against."""
+
+    batch_sizes: tuple[int, ...] = (64, 256, 512)
+    steps: int = 30
+    out: Path = Path("benchmarks/results/prior_step_speed_gpu.md")
+    smoke: bool = False
+
+    def main(self) -> None:
+        cuda = torch.cuda.is_available()
+        device = "cuda" if cuda else "cpu"
+        torch.backends.cudnn.benchmark = cuda
+        config = TrainConfig()
+        if self.smoke:
+            config = replace(config, patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False)
+            self.batch_sizes, self.steps = (2, 4), 2
+        prior = RGBDPrior.create(
+            config.patch_size, config.block_out_channels, config.layers_per_block, config.attention
+        )
+        prior.to(device)
+        prior.unet.train()
+        if cuda:
+            prior.unet.to(memory_format=torch.channels_last)
+        optimizer = torch.optim.AdamW(prior.unet.parameters(), lr=1e-4, foreach=True)
+        dtype = torch.bfloat16 if cuda else torch.float32
+        card = torch.cuda.get_device_name() if cuda else "cpu"
+        lines = [
+            "# Prior training step alone" + (" (SMOKE RUN: not a measurement)" if self.smoke else ""),
+            "",
+            f"Command: `{shlex.join(['python', '-m', 'benchmarks.train_default_prior', *sys.argv[1:]])}`",
+            f"Device: {card}, torch {torch.__version__}; {config.patch_size} px, UNet {config.block_out_channels}"
+            f"{' + attention' if config.attention else ''}, {dtype} autocast, channels_last, AdamW foreach; "
+            f"{self.steps} timed steps after 5.",
+            "",
+            "| batch | ms / step | steps/s | patches/s | x batch 64 |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        base = None
+        for batch in self.batch_sizes:
+            p = config.patch_size
+            x0 = torch.randn(batch, 4, p, p, device=device)
+            cond = (torch.rand(batch, 2, p, p, device=device) > 0.1).float()
+            noise = torch.randn_like(x0)
+            t = torch.randint(0, prior.num_train_timesteps, (batch,), device=device)
+
+            def step(x0=x0, cond=cond, t=t, noise=noise) -> None:
+                with torch.autocast(device, dtype=dtype, enabled=cuda):
+                    loss = denoising_loss(prior, x0, cond, t, noise, 0.0, None, config.hole_weight)
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+
+            for _ in range(5):
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            for _ in range(self.steps):
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+            ms = (time.perf_counter() - started) / self.steps * 1e3
+            patches = batch / ms * 1e3
+            base = base or patches
+            lines.append(f"| {batch} | {ms:.1f} | {1e3 / ms:.1f} | {patches:.0f} | {patches / base:.2f} |")
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.write_text("\n".join(lines) + "\n")
+            print(lines[-1], flush=True)
+
+
 def train(run: Run) -> None:
-    frames = list(frames_from_corpus_dir(run.corpus))
+    frames = list(frames_from_corpus_dir(run.corpus)) if run.corpus is not None else []
     n_corpus = len(frames)
+    if not frames and run.sun3d is None:
+        sys.exit("train_default_prior: no training frames: give --corpus, --sun3d or both")
     if run.sun3d is not None:
         frames += list(self_supervised(sun3d_frames(run.sun3d, "train"), seed=0))
     config = TrainConfig(
         out=run.out,
         steps=100_000,
         max_minutes=run.minutes,
+        deadline=run.deadline,
+        save_every_seconds=run.save_every_seconds,
+        batch_size=run.batch_size,
+        lr=run.lr,
+        warmup_steps=run.warmup_steps,
+        channels_last=run.channels_last,
         half_precision_weights=True,
         num_workers=run.num_workers,
         checkpoint_every=10**9,  # one bounded run: the final save is the product
@@ -120,11 +212,12 @@ def train(run: Run) -> None:
         + f", batch {config.batch_size}, bank {config.bank_size} patches on the device, "
         f"{config.num_workers} DataLoader workers, mixed precision `{config.mixed_precision}`.",
         "",
-        "| steps | loop s | steps/s | x 13 steps/s (last GPU run) | data wait share | loss first -> last 100 "
-        "| weights MB (fp16) | shippable (<= 25 MB) | wall incl. setup s |",
-        "|---:|---:|---:|---:|---:|---|---:|---|---:|",
+        "| steps | loop s | steps/s | patches/s | x batch-64 loop (13 steps/s = 832 patches/s) | data wait share "
+        "| loss first -> last 100 | weights MB (fp16) | shippable (<= 25 MB) | wall incl. setup s |",
+        "|---:|---:|---:|---:|---:|---:|---|---:|---|---:|",
         f"| {stats['steps']} | {stats['seconds']:.0f} | {stats['steps_per_second']:.1f} | "
-        f"{stats['steps_per_second'] / 13:.1f}x | {stats['data_wait_seconds'] / max(stats['seconds'], 1e-9):.0%} | "
+        f"{stats['patches_per_second']:.0f} | {stats['patches_per_second'] / (13 * 64):.1f}x | "
+        f"{stats['data_wait_seconds'] / max(stats['seconds'], 1e-9):.0%} | "
         f"{first:.4f} -> {last:.4f} | {weights_mb:.1f} | {'yes' if weights_mb <= SHIPPABLE_MB else 'NO'} | "
         f"{wall:.0f} |",
         "",
@@ -136,4 +229,4 @@ def train(run: Run) -> None:
 
 
 if __name__ == "__main__":
-    tyro.extras.subcommand_cli_from_dict({"render": Render, "train": Run}).main()
+    tyro.extras.subcommand_cli_from_dict({"render": Render, "train": Run, "step-speed": StepSpeed}).main()

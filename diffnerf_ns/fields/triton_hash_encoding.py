@@ -277,7 +277,9 @@ class FusedHashEncoding(HashEncoding):
         self.hash_table = source.hash_table
         # A buffer (not saved) so it follows .to(device) once instead of being copied on every call; int32
         # (the scalings are floored integers) so that .half() cannot round them above 2048.
-        self.register_buffer("_level_scalings", source.scalings.to(torch.int32), persistent=False)
+        # On the table's device: a grid moved to the GPU before it is wrapped must not hand Triton a CPU pointer.
+        scalings = source.scalings.to(device=source.hash_table.device, dtype=torch.int32)
+        self.register_buffer("_level_scalings", scalings, persistent=False)
 
     def forward(self, in_tensor: Float[Tensor, "*bs input_dim"]) -> Float[Tensor, "*bs output_dim"]:  # noqa: F722
         if not triton_can_run(in_tensor.device):

@@ -77,6 +77,13 @@ class TrainConfig:
     """Continue from the newest checkpoint under `<out>/checkpoints/` when there is one."""
     max_minutes: float | None = None
     """Stop (and save) after this much wall time even if `steps` are not done; for bounded runs."""
+    deadline: float | None = None
+    """Absolute stop time (`time.time()` seconds): a bounded session counts it from its own start, so the
+    setup before the loop comes out of the training time instead of pushing the final save past a hard cap."""
+    save_every_seconds: float | None = None
+    """Also save the EMA prior to `out` (as the final save does) this often: a run killed later keeps it."""
+    channels_last: bool = True
+    """On CUDA, keep the UNet's conv weights NHWC (the tensor cores' native layout)."""
     half_precision_weights: bool = False
     """Save the final prior's weights in float16 (half the size; loading casts back to float32)."""
     seed: int = 0
@@ -147,6 +154,7 @@ class PatchBank:
         num_workers: int,
         device: torch.device,
         start_step: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         if size < chunk or chunk < 1 or refresh_every < 1:
             raise ValueError(f"bank_size {size} must be >= bank_chunk {chunk} >= 1, refresh_every >= 1")
@@ -160,6 +168,7 @@ class PatchBank:
             num_workers=num_workers,
             persistent_workers=num_workers > 0,
             prefetch_factor=2 if num_workers > 0 else None,
+            pin_memory=pin_memory,
         )
         self._chunks: Iterator[dict[str, Tensor]] = iter(loader)
         self.device = device
@@ -182,6 +191,12 @@ class PatchBank:
             self._store(self.refreshes + self.slots - 1, next(self._chunks))
         index = torch.randint(0, len(self.x), (size,), generator=generator, device=generator.device)
         return self.x[index.to(self.device)], self.cond[index.to(self.device)]
+
+
+def _out_of_time(config: TrainConfig, started: float) -> bool:
+    if config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes:
+        return True
+    return config.deadline is not None and time.time() > config.deadline
 
 
 def _mixed_precision(choice: str) -> str:
@@ -209,10 +224,14 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
     """Train (or resume, or fine-tune) a prior on patches of `frames`, save it to `config.out`; return losses."""
     accelerator = Accelerator(mixed_precision=_mixed_precision(config.mixed_precision))
     set_seed(config.seed)
+    cuda = accelerator.device.type == "cuda"
+    torch.backends.cudnn.benchmark = cuda  # fixed patch and batch shapes: pick the fastest conv kernels once
     out = Path(config.out)
     resume_from = _latest_checkpoint(out) if config.resume else None
     prior = _initial_prior(config, resume_from)
     prior.unet.train()
+    if cuda and config.channels_last:
+        prior.unet.to(memory_format=torch.channels_last)
     start = json.loads((resume_from / "progress.json").read_text())["step"] if resume_from is not None else 0
     dataset = RGBDPatchDataset(
         frames,
@@ -232,6 +251,7 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         use_ema_warmup=True,
         model_cls=UNet2DModel,
         model_config=prior.unet.config,
+        foreach=True,
     )
     unet, optimizer, lr_schedule = accelerator.prepare(prior.unet, optimizer, lr_schedule)
     ema.to(accelerator.device)
@@ -249,12 +269,13 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         config.num_workers,
         accelerator.device,
         start,
+        pin_memory=cuda,
     )
 
     losses: list[float] = []
     pending: list[Tensor] = []  # losses not read back yet: reading each step's would stall a GPU's launch queue
     sync_every = 1 if accelerator.device.type == "cpu" else SYNC_EVERY_ON_ACCELERATOR
-    started = time.monotonic()
+    started = last_save = time.monotonic()
     data_wait = 0.0  # seconds the loop spent on bank refreshes and batch gathering (workers too slow shows here)
     bar = tqdm(total=config.steps, initial=start, desc="training prior", disable=not accelerator.is_local_main_process)
     for step in range(start + 1, config.steps + 1):
@@ -285,7 +306,13 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         losses += _gathered_means(accelerator, pending)
         pending = []
         bar.set_postfix(loss=f"{losses[-1]:.4f}", lr=f"{lr_schedule.get_last_lr()[0]:.2e}")
-        out_of_time = config.max_minutes is not None and time.monotonic() - started > 60 * config.max_minutes
+        if config.save_every_seconds is not None and time.monotonic() - last_save > config.save_every_seconds:
+            last_save = time.monotonic()
+            if accelerator.is_main_process:
+                prior.unet = accelerator.unwrap_model(unet)
+                _save_final(prior, ema, out, config, _stats(losses, started, data_wait, accelerator, start, config))
+            accelerator.wait_for_everyone()
+        out_of_time = _out_of_time(config, started)
         if accelerator.gather(torch.tensor([out_of_time], device=x0.device)).any():
             break
     losses += _gathered_means(accelerator, pending)
@@ -293,13 +320,47 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         prior.unet = accelerator.unwrap_model(unet)
-        _save_ema_prior(prior, ema, out, config.half_precision_weights)
-        (out / "train_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
-        seconds = time.monotonic() - started
-        stats = {"steps": len(losses), "seconds": seconds, "steps_per_second": len(losses) / max(seconds, 1e-9)}
-        stats |= {"data_wait_seconds": data_wait, "device": str(accelerator.device), "start_step": start}
-        (out / "train_stats.json").write_text(json.dumps(stats, indent=2))
+        _save_final(prior, ema, out, config, _stats(losses, started, data_wait, accelerator, start, config))
     return losses
+
+
+def _stats(
+    losses: list[float], started: float, data_wait: float, accelerator: Accelerator, start: int, config: TrainConfig
+) -> dict:
+    seconds = time.monotonic() - started
+    steps_per_second = len(losses) / max(seconds, 1e-9)
+    return {
+        "steps": len(losses),
+        "seconds": seconds,
+        "steps_per_second": steps_per_second,
+        "patches_per_second": steps_per_second * config.batch_size * accelerator.num_processes,
+        "data_wait_seconds": data_wait,
+        "device": str(accelerator.device),
+        "start_step": start,
+        "loss_last_100": sum(losses[-100:]) / max(len(losses[-100:]), 1),
+    }
+
+
+def _save_final(prior: RGBDPrior, ema: EMAModel, out: Path, config: TrainConfig, stats: dict) -> None:
+    """The EMA prior plus its config and stats in `out`, written beside it and swapped in whole: a run killed
+    while saving leaves the previous save intact."""
+    partial = out.with_name(out.name + ".saving")
+    shutil.rmtree(partial, ignore_errors=True)
+    _save_ema_prior(prior, ema, partial, config.half_precision_weights)
+    (partial / "train_config.json").write_text(json.dumps(asdict(config), indent=2, default=str))
+    (partial / "train_stats.json").write_text(json.dumps(stats, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    for item in partial.iterdir():  # checkpoints/ in `out` stay; the prior's own files are replaced
+        target = out / item.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        item.replace(target)
+    partial.rmdir()
+    print(
+        f"saved prior to {out}: step {stats['start_step'] + stats['steps']}, {stats['steps_per_second']:.2f} "
+        f"steps/s, {stats['patches_per_second']:.0f} patches/s, loss {stats['loss_last_100']:.4f}",
+        flush=True,
+    )
 
 
 def _gathered_means(accelerator: Accelerator, pending: list[Tensor]) -> list[float]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from diffnerf_ns.fields import hash_backend
 
@@ -47,3 +48,15 @@ def test_auto_backend_order(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(RuntimeError, match="Triton and CUDA"):
         select("triton")
     assert select("torch") == "torch"
+
+
+def test_fused_grid_scalings_follow_the_table_device() -> None:
+    """Catches the level scalings left on the CPU when a grid already on the GPU is wrapped (Triton then
+    refuses the pointer; the first GPU session hit it). The meta device stands in for CUDA on CPU."""
+    from nerfstudio.field_components.encodings import HashEncoding
+
+    from diffnerf_ns.fields.triton_hash_encoding import FusedHashEncoding
+
+    grid = HashEncoding(num_levels=4, min_res=4, max_res=32, log2_hashmap_size=8, implementation="torch")
+    fused = FusedHashEncoding(grid.to("meta"))
+    assert fused._level_scalings.device == fused.hash_table.device == torch.device("meta")
