@@ -10,14 +10,15 @@
 #   0  install the carried wheels into /tmp/site (the image's CUDA torch untouched) and import-check: fails fast
 #   1  render the training corpus (640x480, one thread per worker) in the background; meanwhile, on the GPU:
 #   2  hash-grid kernels alone (fused Triton vs torch grid, fwd and fwd+bwd, 2^18..2^20 points, do_bench)
-#   3  train the prior until the absolute deadline TRAIN_END_S, saving the fp16 EMA prior every 60 s (SUN3D
-#      alone if the corpus did not finish; once more without channels_last if it fails at start-up)
+#   3  train the prior until the absolute deadline TRAIN_END_S (6.3 of the 10 minutes), saving the fp16 EMA
+#      prior every 60 s, continuing from the repository's prior (SUN3D alone if the corpus did not finish;
+#      once more without channels_last if it fails at start-up); the demo scene for step 6 renders meanwhile
 #   4  refine held-out corpus rooms + real frames with it (s per 640x480 frame on the GPU)
-#   5  the prior's training step alone at batch 64/256/512 (the same-card baseline for patches/s)
-#   6  diffnerf-no-prior end to end at 8192 rays, fused grid then torch grid, with what time is left
+#   5  diffnerf-no-prior end to end at 8192 rays, fused grid then torch grid
+#   6  the prior's training step alone at batch 64/256/512 (the same-card baseline for patches/s), if time is left
 # $OUT gets back (at most 8 files): session.log, reports.tar (every report, re-packed after each step) and
 # the newest prior as prior.tar.part-* (15 MB pieces: `cat prior.tar.part-* | tar -x` gives default_prior/),
-# packed after training and again by the EXIT trap. `scripts/ship_prior.py` takes them from there.
+# packed after training and again by the EXIT trap. `python -m benchmarks.ship_prior` takes them from there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,7 @@ PY=${PYTHON:-python3}
 OUT=${OUT:-outputs/gpu_session_smoke}
 WORK=${WORK:-/tmp/gpu_session}
 BUDGET_S=${BUDGET_S:-585}
-TRAIN_END_S=${TRAIN_END_S:-465}  # the loop's deadline; its last save and the exit come right after
+TRAIN_END_S=${TRAIN_END_S:-455}  # the loop's deadline; its last save and the exit come right after
 FIXTURES=gpu_data/fixtures
 REPORTS=$WORK/reports
 mkdir -p "$OUT" "$WORK" "$REPORTS"
@@ -139,8 +140,15 @@ step hashgrid_kernels 45 400 "$PY" -m benchmarks.bench_hashgrid_gpu kernels "${S
   --out "$REPORTS/hashgrid_kernels_gpu.md"
 wait "$CORPUS_PID"
 note "corpus render: rc $? ($(find "$WORK/corpus_train" -name '*.npz' 2>/dev/null | wc -l) rooms)"
+# The end-to-end bench's scene renders on the CPU while the prior trains (step 6 would otherwise spend ~20 s).
+if [ $SMOKE -eq 1 ]; then SCENE=(demo_smoke 16 64 48); else SCENE=(demo_640x480 48 640 480); fi
+OMP_NUM_THREADS=1 "$PY" -c "import sys; from pathlib import Path; from data_converters.synthetic.demo_scene import make_demo_scene
+make_demo_scene(Path(sys.argv[1]), num_frames=int(sys.argv[2]), width=int(sys.argv[3]), height=int(sys.argv[4]))" \
+  "$WORK/hashgrid/${SCENE[0]}" "${SCENE[@]:1}" >>"$LOG" 2>&1 &
+BACKGROUND+=($!)
 
-# 3. The prior, until the deadline.
+# 3. The prior, until the deadline, continuing from the repository's prior (the package's, else
+#    benchmarks/prior_checkpoint/) with its step count; `python -m benchmarks.ship_prior` keeps what returns.
 DATA_ARGS=()
 [ -f "$WORK/corpus_train/corpus.json" ] && DATA_ARGS+=(--corpus "$WORK/corpus_train")
 [ -d "$FIXTURES/sun3d_study_100" ] && DATA_ARGS+=(--sun3d "$FIXTURES/sun3d_study_100")
@@ -160,19 +168,19 @@ pack_prior
 
 # 4. Refinement with that prior.
 if [ -f "$WORK/default_prior/model_index.json" ]; then
-  step prior_refine "$REFINE_CAP" 45 "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
+  step prior_refine "$REFINE_CAP" 75 "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
     --synthetic corpus --fills nearest --fixtures "$FIXTURES" --out "$REPORTS/prior_refine_gpu.md" \
     "${REFINE_ARGS[@]}"
 else
   note "step prior_refine skipped: no trained prior"
 fi
 
-# 5. The training step alone (same card): the batch-64 baseline of the loop's patches/s.
-step prior_step_speed 30 25 "$PY" -m benchmarks.train_default_prior step-speed "${SMOKE_ARG[@]}" \
-  --out "$REPORTS/prior_step_speed_gpu.md"
-
-# 6. End to end, fused then torch grid, with what is left.
-step hashgrid_e2e "$E2E_CAP" 5 "$PY" -m benchmarks.bench_hashgrid_gpu all "${E2E_ARGS[@]}" \
+# 5. End to end, fused then torch grid, with what is left.
+step hashgrid_e2e "$E2E_CAP" 20 "$PY" -m benchmarks.bench_hashgrid_gpu all "${E2E_ARGS[@]}" \
   --workdir "$WORK/hashgrid" --out "$REPORTS/hashgrid_gpu.md"
 [ $SMOKE -eq 1 ] && cp "$WORK/hashgrid/smoke.md" "$REPORTS/hashgrid_gpu.md" 2>/dev/null
+
+# 6. The training step alone (same card): the batch-64 baseline of the loop's patches/s.
+step prior_step_speed 25 0 "$PY" -m benchmarks.train_default_prior step-speed "${SMOKE_ARG[@]}" --steps 20 \
+  --out "$REPORTS/prior_step_speed_gpu.md"
 exit 0

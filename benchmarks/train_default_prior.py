@@ -31,8 +31,28 @@ import tyro
 from data_converters.synthetic.corpus import write_corpus
 from diffnerf_ns.prior.cli import SHIPPABLE_MB
 from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.model_card import cumulative_steps
+from diffnerf_ns.prior.shipped import default_prior_path
 from diffnerf_ns.prior.sources import frames_from_corpus_dir, self_supervised, sun3d_frames
 from diffnerf_ns.prior.train import TrainConfig, denoising_loss, train_prior
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "prior_checkpoint"
+"""The development prior a GPU run continues from while no prior ships (`benchmarks/ship_prior.py` writes it)."""
+DATA_FILE = "training_data.txt"
+"""Written beside the weights: what this run trained on, for the model card."""
+
+
+def continue_from() -> Path | None:
+    """The prior the next bounded run continues: the shipped one, else the development checkpoint, else none."""
+    shipped = default_prior_path()
+    if shipped is not None and (CHECKPOINT_DIR / "model_index.json").is_file():
+        raise SystemExit(
+            f"train_default_prior: both {shipped} and {CHECKPOINT_DIR} hold a prior; keep one "
+            "(benchmarks/ship_prior.py keeps exactly one)"
+        )
+    if shipped is not None:
+        return shipped
+    return CHECKPOINT_DIR if (CHECKPOINT_DIR / "model_index.json").is_file() else None
 
 
 @dataclass
@@ -74,6 +94,8 @@ class Run:
     """AdamW learning rate: 2e-4 at batch 64, scaled by sqrt(batch / 64)."""
     warmup_steps: int = 200
     channels_last: bool = True
+    fresh: bool = False
+    """Start from random weights even when a shipped prior or the development checkpoint exists."""
     num_workers: int = 12
     """DataLoader workers preparing bank chunks (one whole-frame corruption per `crops_per_frame` patches)."""
     report: Path = Path("benchmarks/results/prior_train_gpu.md")
@@ -163,8 +185,21 @@ def train(run: Run) -> None:
         sys.exit("train_default_prior: no training frames: give --corpus, --sun3d or both")
     if run.sun3d is not None:
         frames += list(self_supervised(sun3d_frames(run.sun3d, "train"), seed=0))
+    data = (f"{n_corpus} procedural-corpus frames (Kinect raw)" if n_corpus else "") + (
+        f"{' + ' if n_corpus else ''}{len(frames) - n_corpus} SUN3D fragment-1 frames (self-supervised)"
+        if run.sun3d
+        else ""
+    )
+    run.out.mkdir(parents=True, exist_ok=True)
+    (run.out / DATA_FILE).write_text(data + "\n")
+    init_from = None if run.fresh or run.smoke else continue_from()
+    init_step = cumulative_steps(init_from) if init_from is not None else 0
+    if init_from is not None:
+        print(f"continuing from {init_from} ({init_step} steps)", flush=True)
     config = TrainConfig(
         out=run.out,
+        init_from=init_from,
+        init_step=init_step,
         steps=100_000,
         max_minutes=run.minutes,
         deadline=run.deadline,
@@ -204,9 +239,9 @@ def train(run: Run) -> None:
         "",
         f"Command: `{shlex.join(['python', '-m', 'benchmarks.train_default_prior', *sys.argv[1:]])}`",
         f"Machine: {platform.platform()}, device {device}, torch {torch.__version__}.",
-        f"Data: {n_corpus} corpus frames from `{run.corpus}`"
-        + (f" + {len(frames) - n_corpus} SUN3D fragment-1 frames (self-supervised)" if run.sun3d else "")
-        + f"; each prepared frame (whole-frame Kinect corruption and fill) gives {config.crops_per_frame} crops.",
+        f"Data: {data}; each prepared frame (whole-frame Kinect corruption and fill) gives "
+        f"{config.crops_per_frame} crops.",
+        f"Continued from: {init_from} ({init_step} steps)." if init_from else "Trained from random weights.",
         f"Model: {config.patch_size} px, UNet {config.block_out_channels} x {config.layers_per_block}"
         + (" + attention" if config.attention else "")
         + f", batch {config.batch_size}, bank {config.bank_size} patches on the device, "

@@ -31,6 +31,24 @@ mkdir -p wheelhouse
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d wheelhouse -r scripts/device_wheels.txt
 "$PY" -m pip wheel -q --no-deps --no-build-isolation -w wheelhouse .
+# The project wheel carries metadata only (entry points); its copy of a shipped prior would travel a second
+# time beside the working tree's, so it is taken out (and out of RECORD).
+"$PY" - wheelhouse/diffnerf_ns-*.whl <<'PYEOF'
+import sys, zipfile
+from pathlib import Path
+wheel = Path(sys.argv[1])
+slim = wheel.with_suffix(".slim")
+with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLATED) as dst:
+    for item in src.infolist():
+        if item.filename.startswith("diffnerf_ns/prior/pretrained/"):
+            continue
+        data = src.read(item)
+        if item.filename.endswith(".dist-info/RECORD"):
+            lines = data.decode().splitlines(keepends=True)
+            data = "".join(l for l in lines if not l.startswith("diffnerf_ns/prior/pretrained/")).encode()
+        dst.writestr(item, data)
+slim.replace(wheel)
+PYEOF
 
 repo=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
 wheels=$(du -cb wheelhouse/*.whl | tail -1 | cut -f1)

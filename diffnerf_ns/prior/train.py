@@ -10,6 +10,7 @@ noise are all functions of the step, so resuming at step `s` continues exactly a
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -45,6 +46,9 @@ class TrainConfig:
     """Final prior folder; checkpoints go to `<out>/checkpoints/`."""
     init_from: Path | None = None
     """Fine-tune: start from this prior folder's weights (its architecture and patch size win)."""
+    init_step: int = 0
+    """Steps `init_from` was already trained for (its model card says): the learning-rate schedule, the EMA's
+    decay warm-up and the patch stream continue from there instead of starting over."""
     patch_size: int = 48
     block_out_channels: tuple[int, ...] = (32, 64, 128, 192)
     layers_per_block: int = 2
@@ -207,6 +211,17 @@ def _mixed_precision(choice: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def _lr_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig, processes: int, start: int):
+    """Warm-up then cosine decay over `config.steps`, positioned at `start` (a continued prior skips the warm-up
+    it already had; a resumed checkpoint loads its own position instead)."""
+    if start > 0:
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+    return get_cosine_schedule_with_warmup(
+        optimizer, config.warmup_steps * processes, config.steps * processes, last_epoch=start * processes - 1
+    )
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
     checkpoints = sorted((out / "checkpoints").glob("step-*"))
     return checkpoints[-1] if checkpoints else None
@@ -232,7 +247,10 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
     prior.unet.train()
     if cuda and config.channels_last:
         prior.unet.to(memory_format=torch.channels_last)
-    start = json.loads((resume_from / "progress.json").read_text())["step"] if resume_from is not None else 0
+    if resume_from is not None:
+        start = json.loads((resume_from / "progress.json").read_text())["step"]
+    else:
+        start = config.init_step if config.init_from is not None else 0
     dataset = RGBDPatchDataset(
         frames,
         prior.patch_size,
@@ -242,9 +260,7 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         crops_per_frame=config.crops_per_frame,
     )
     optimizer = torch.optim.AdamW(prior.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    lr_schedule = get_cosine_schedule_with_warmup(
-        optimizer, config.warmup_steps * accelerator.num_processes, config.steps * accelerator.num_processes
-    )
+    lr_schedule = _lr_schedule(optimizer, config, accelerator.num_processes, start if resume_from is None else 0)
     ema = EMAModel(
         prior.unet.parameters(),
         decay=config.ema_decay,
@@ -254,6 +270,7 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         foreach=True,
     )
     unet, optimizer, lr_schedule = accelerator.prepare(prior.unet, optimizer, lr_schedule)
+    ema.optimization_step = start  # a fine-tuned prior's EMA decays as slowly as its step count says
     ema.to(accelerator.device)
     if resume_from is not None:
         accelerator.load_state(str(resume_from / "state"))
@@ -336,6 +353,7 @@ def _stats(
         "patches_per_second": steps_per_second * config.batch_size * accelerator.num_processes,
         "data_wait_seconds": data_wait,
         "device": str(accelerator.device),
+        "device_name": torch.cuda.get_device_name() if accelerator.device.type == "cuda" else platform.machine(),
         "start_step": start,
         "loss_last_100": sum(losses[-100:]) / max(len(losses[-100:]), 1),
     }

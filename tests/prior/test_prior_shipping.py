@@ -1,0 +1,118 @@
+"""A GPU run's prior kept between sessions: model card history, one copy only, size limit, continued schedule."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks import ship_prior, train_default_prior
+from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.model_card import TrainingRun, cumulative_steps, read_runs, write_card
+from diffnerf_ns.prior.train import TrainConfig, _lr_schedule
+
+
+def _run(steps: int) -> TrainingRun:
+    return TrainingRun("2026-12-04", "NVIDIA H200", steps, 4.6, 256, 3110.0, "corpus + SUN3D", "bash x.sh")
+
+
+def test_card_round_trip_sums_every_run(tmp_path: Path) -> None:
+    """Catches a card whose front matter does not parse back, or a step count that keeps only the last run
+    (the next run would then restart its schedule and EMA warm-up)."""
+    write_card(tmp_path, [_run(2975), _run(4000)], "48 px")
+    assert read_runs(tmp_path) == [_run(2975), _run(4000)]
+    assert cumulative_steps(tmp_path) == 6975
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("---\nlibrary_name: diffusers") and "6,975 steps" in text
+    assert cumulative_steps(tmp_path / "none") == 0
+
+
+def _returned_parts(tmp_path: Path, steps: int) -> Path:
+    """What a GPU session returns: a tiny fp16 prior with its stats, as split tar parts."""
+    folder = tmp_path / "work" / "default_prior"
+    prior = RGBDPrior.create(16, (16, 32), 1, False)
+    prior.unet.half()
+    prior.save_pretrained(folder)
+    stats = {"steps": steps, "seconds": 60.0, "patches_per_second": 100.0, "device": "cpu", "device_name": "cpu"}
+    (folder / "train_stats.json").write_text(json.dumps(stats))
+    (folder / "train_config.json").write_text(json.dumps({"batch_size": 4}))
+    (folder / train_default_prior.DATA_FILE).write_text("2 synthetic frames\n")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, arcname="default_prior")
+    parts = tmp_path / f"returned-{steps}"
+    parts.mkdir()
+    data = buffer.getvalue()
+    half = len(data) // 2
+    (parts / "prior.tar.part-aa").write_bytes(data[:half])
+    (parts / "prior.tar.part-ab").write_bytes(data[half:])
+    return parts
+
+
+@pytest.fixture
+def homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    checkpoint, package = tmp_path / "prior_checkpoint", tmp_path / "pretrained"
+    monkeypatch.setattr(train_default_prior, "CHECKPOINT_DIR", checkpoint)
+    monkeypatch.setattr(ship_prior, "CHECKPOINT_DIR", checkpoint)
+    monkeypatch.setattr(ship_prior, "PACKAGED_PRIOR_DIR", package)
+    monkeypatch.setattr(train_default_prior, "default_prior_path", lambda: package if package.is_dir() else None)
+    return checkpoint, package
+
+
+def test_ship_keeps_one_carded_copy_and_continues_its_history(tmp_path: Path, homes: tuple[Path, Path]) -> None:
+    """Catches copying the run's scratch files (stats, config) into the package, leaving the prior in two places
+    (it would travel twice to the GPU machine), or a second run's card forgetting the first run."""
+    checkpoint, package = homes
+    ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 30)))
+    assert sorted(p.name for p in checkpoint.iterdir()) == ["README.md", "model_index.json", "scheduler", "unet"]
+    assert train_default_prior.continue_from() == checkpoint and cumulative_steps(checkpoint) == 30
+    assert read_runs(checkpoint)[0].data == "2 synthetic frames"
+
+    ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 12), package=True))
+    assert not checkpoint.exists() and (package / "README.md").is_file()
+    assert train_default_prior.continue_from() == package and cumulative_steps(package) == 42
+    assert RGBDPrior.from_pretrained(package).patch_size == 16
+
+
+def test_ship_refuses_a_prior_over_the_package_limit(
+    tmp_path: Path, homes: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches a size check that never runs: an oversized prior must stop before anything is copied."""
+    monkeypatch.setattr(ship_prior, "SHIPPABLE_MB", 0.001)
+    with pytest.raises(SystemExit, match="over the 0.001 MB package limit"):
+        ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 30)))
+    assert not homes[0].exists()
+
+
+def test_continued_schedule_skips_the_warm_up_it_already_had() -> None:
+    """Catches a continued run that restarts the warm-up at lr ~0 (every GPU session would then spend its
+    first minutes re-warming) or lands anywhere but where an uninterrupted run would be."""
+    config = TrainConfig(lr=1e-3, warmup_steps=100, steps=2000)
+    model = torch.nn.Linear(2, 2)
+    continued = _lr_schedule(torch.optim.AdamW(model.parameters(), lr=config.lr), config, 1, start=1000)
+    expected = 0.5 * config.lr * (1 + math.cos(math.pi * (1000 - 100) / (2000 - 100)))
+    assert continued.get_last_lr()[0] == pytest.approx(expected, rel=1e-6)
+    fresh = _lr_schedule(torch.optim.AdamW(model.parameters(), lr=config.lr), config, 1, start=0)
+    assert fresh.get_last_lr()[0] == 0.0
+
+
+def test_continued_training_starts_at_the_cards_step(tmp_path: Path) -> None:
+    """Catches `init_step` being ignored: the continued run would redo all `steps` from 0 (here 502 instead of 2)
+    and record itself as a fresh run."""
+    from diffnerf_ns.prior.sources import synthetic_room_frames
+    from diffnerf_ns.prior.train import train_prior
+
+    frames = list(synthetic_room_frames(1, 48, 36, seed=1))
+    tiny = dict(patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False, batch_size=2)
+    tiny |= dict(warmup_steps=1, bank_size=32, bank_chunk=16, crops_per_frame=8, resume=False)
+    train_prior(frames, TrainConfig(out=tmp_path / "first", steps=2, **tiny))
+    losses = train_prior(
+        frames, TrainConfig(out=tmp_path / "second", steps=502, init_from=tmp_path / "first", init_step=500, **tiny)
+    )
+    stats = json.loads((tmp_path / "second" / "train_stats.json").read_text())
+    assert len(losses) == 2 and stats["start_step"] == 500
