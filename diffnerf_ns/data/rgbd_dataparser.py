@@ -79,7 +79,7 @@ class RgbdDataParser(Nerfstudio):
             )
         outputs = scene_parser._generate_dataparser_outputs(split, **kwargs)
         if self.config.depth_source == "refined":
-            outputs = self._use_refined_depth(outputs, scene_dir, meta)
+            outputs = self._use_refined_depth(outputs, scene_dir, meta, scene_parser)
         train = outputs if split == "train" else scene_parser._generate_dataparser_outputs("train", **kwargs)
         lo, hi = self._room_bounds(scene_dir, train)
         outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
@@ -105,9 +105,15 @@ class RgbdDataParser(Nerfstudio):
             depth_unit=self.config.depth_unit,
         )
 
-    def _use_refined_depth(self, outputs: DataparserOutputs, scene_dir: Path, meta: dict) -> DataparserOutputs:
-        """Swap in refined depth (and its confidence) per frame, keeping raw depth where none was written."""
-        by_image = {(scene_dir / f["file_path"]).resolve(): f for f in meta["frames"]}
+    def _use_refined_depth(
+        self, outputs: DataparserOutputs, scene_dir: Path, meta: dict, scene_parser: Nerfstudio
+    ) -> DataparserOutputs:
+        """Swap in refined depth (and its confidence) per frame, keeping raw depth where none was written.
+
+        Frames are matched by the image path nerfstudio hands out, which `--downscale-factor N` moves to
+        `images_N/`; the refined layers stay at full resolution (the dataset resizes depth to the image).
+        """
+        by_image = {scene_parser._get_fname(Path(f["file_path"]), scene_dir).resolve(): f for f in meta["frames"]}
         depth, confidence = [], []
         for image in outputs.image_filenames:
             frame = by_image[Path(image).resolve()]

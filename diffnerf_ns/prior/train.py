@@ -353,6 +353,7 @@ def _stats(
         "patches_per_second": steps_per_second * config.batch_size * accelerator.num_processes,
         "data_wait_seconds": data_wait,
         "device": str(accelerator.device),
+        "processes": accelerator.num_processes,
         "device_name": torch.cuda.get_device_name() if accelerator.device.type == "cuda" else platform.machine(),
         "start_step": start,
         "loss_last_100": sum(losses[-100:]) / max(len(losses[-100:]), 1),

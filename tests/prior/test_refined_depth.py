@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -56,3 +57,47 @@ def test_refined_depth_and_confidence_reach_the_batch(demo_scene: Path, tmp_path
             raw_seen += 1
             assert torch.allclose(diff, torch.zeros_like(diff)) and conf.min() == 1
     assert refined_seen > 0 and raw_seen > 0
+
+
+def _downscaled_copies(scene: Path, factor: int) -> None:
+    """`images_N/` and `depths_N/` as `ns-process-data --num-downscales` writes them (nearest for depth)."""
+    meta = json.loads((scene / "transforms.json").read_text())
+    for frame in meta["frames"]:
+        for key, folder, resample in (
+            ("file_path", "images", Image.BILINEAR),
+            ("depth_file_path", "depths", Image.NEAREST),
+        ):
+            source = Image.open(scene / frame[key])
+            (scene / f"{folder}_{factor}").mkdir(exist_ok=True)
+            size = (source.width // factor, source.height // factor)
+            source.resize(size, resample).save(scene / f"{folder}_{factor}" / Path(frame[key]).name)
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"downscale_factor": 2},
+        {"downscale_factor": 4},
+        {"eval_mode": "fraction"},
+        {"eval_mode": "all"},
+        {"scale_factor": 0.5},
+        {"orientation_method": "up"},
+    ],
+    ids=lambda flags: "-".join(f"{k}={v}" for k, v in flags.items()),
+)
+def test_refined_depth_with_common_dataparser_flags(demo_scene: Path, tmp_path: Path, flags: dict) -> None:
+    """Catches refined layers looked up by the full-resolution image path while nerfstudio hands out
+    `images_N/` paths (`--downscale-factor 2` raised KeyError), and any flag that makes a frame lose its
+    refined depth or take another frame's."""
+    scene = with_refined_depth(demo_scene, tmp_path / "scene")
+    if "downscale_factor" in flags:
+        _downscaled_copies(scene, flags["downscale_factor"])
+    outputs = RgbdDataParserConfig(data=scene, depth_source="refined", **flags).setup().get_dataparser_outputs()
+    meta = json.loads((scene / "transforms.json").read_text())
+    refined_names = {Path(f["file_path"]).name for f in meta["frames"] if "refined_depth_file_path" in f}
+    for image, depth in zip(outputs.image_filenames, outputs.metadata["depth_filenames"], strict=True):
+        assert ("depth_refined" in str(depth)) == (Path(image).name in refined_names)
+        assert Path(depth).name == Path(image).name
+    dataset = RGBDDataset(outputs)
+    item = dataset[0]
+    assert item["depth_image"].shape[:2] == item["image"].shape[:2] == item["depth_confidence"].shape[:2]
