@@ -6,7 +6,9 @@ Input is what the product gets, scored against truth the methods never see:
   project's own `diffnerf-convert-nyu raw` (registered, holey depth; estimated poses). Held-out frames are
   replaced by the generator's clean render at the true pose (clean RGB and depth); the true surface is the
   clean depth of every frame, moved into the estimated world frame by a rigid alignment of camera centres.
-- `sun3d`: the real SUN3D study fixture through the 3DMatch reader: fragment 1 with its given poses; held-out
+- `sun3d`: the real SUN3D study fixture through the 3DMatch reader: the scored fragment of
+  `diffnerf_ns.data_split` (fragment 2: no prior trains on it; `nerf.md`'s run predates that and used fragment 1),
+  with its given poses; held-out
   frames keep their sensor RGB and depth (scored on valid pixels); the reference surface is a TSDF fusion of
   all 100 frames.
 - `icl`: the 5-frame ICL-NUIM fixture (given poses, rendered depth).
@@ -45,6 +47,7 @@ from data_converters.nerfstudio_scene import RGBDFrame, backproject, load_scene,
 from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, load_ground_truth, write_nyu_raw_scene
 from data_converters.synthetic.room import Box, RoomScene
+from diffnerf_ns.data_split import Role, sun3d_group
 from diffnerf_ns.metrics import absolute_trajectory_error, align_rigid, surface_metrics
 from diffnerf_ns.prior.refine import REFINED_LAYERS
 
@@ -205,14 +208,15 @@ def development_room() -> tuple[RoomScene, NYURawSpec]:
     return room, NYURawSpec(seed=101, arc_degrees=110.0, num_frames=48, stalls=(20, 40), invalid_depth_frames=(30,))
 
 
-def sun3d_scene(work: Path, factor: int, fragment: int = 0) -> BenchScene:
+def sun3d_scene(work: Path, factor: int, role: Role = "scored") -> BenchScene:
     """One SUN3D fragment (given poses) at 1/factor size; reference surface: TSDF fusion of all 100 frames.
 
-    The benchmark uses fragment 0; fragment 1 is kept for development (the defaults study).
+    The benchmark scores the fragment no prior trains on; development studies take the other
+    (`diffnerf_ns.data_split`).
     """
     from data_converters.layouts.threedmatch import read_threedmatch  # the any-RGB-D reader
 
-    out = work / "scenes" / ("sun3d" if fragment == 0 else f"sun3d_fragment{fragment}")
+    out = work / "scenes" / f"sun3d_{sun3d_group(role)}"
     if (out / "reference.npy").exists():
         return BenchScene(out, out / "reference.npy", (out / "note.txt").read_text())
     capture = read_threedmatch(FIXTURES / "sun3d_study_100")
@@ -227,7 +231,7 @@ def sun3d_scene(work: Path, factor: int, fragment: int = 0) -> BenchScene:
 
     everything = [(*load(f), f.c2w) for f in capture.frames]
     reference = tsdf_points(K_ns, everything, voxel=0.02)
-    first = capture.groups[fragment]
+    first = sun3d_group(role)
     frames = []
     for f, (rgb, depth, c2w) in zip(capture.frames, everything, strict=True):
         if f.group == first:

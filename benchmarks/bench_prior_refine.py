@@ -35,6 +35,7 @@ from PIL import Image
 
 from data_converters.synthetic.corpus import corpus_frames
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
+from diffnerf_ns.data_split import sun3d_group
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import RefineConfig, Refinement, refine_depth
@@ -129,10 +130,10 @@ def real_cases(fixtures: Path, sun3d_frames: int) -> tuple[list[Case], str]:
         read_threedmatch, note = None, "SUN3D: not run (data_converters.layouts.threedmatch is not on this branch)."
     if read_threedmatch is not None:
         capture = read_threedmatch(fixtures / "sun3d_study_100")
-        fragment1 = [f for f in capture.frames if f.group == "fragment-1-rgbd-frames"]
-        fragment2 = [f for f in capture.frames if f.group == "fragment-2-rgbd-frames"]
-        donor_holes = _read_mm(fragment1[0].depth_path) <= 0
-        for frame in [fragment2[i] for i in np.linspace(0, len(fragment2) - 1, sun3d_frames).round().astype(int)]:
+        donors = [f for f in capture.frames if f.group == sun3d_group("prior")]
+        scored = [f for f in capture.frames if f.group == sun3d_group("scored")]
+        donor_holes = _read_mm(donors[0].depth_path) <= 0  # a hole shape from the other fragment, never a score
+        for frame in [scored[i] for i in np.linspace(0, len(scored) - 1, sun3d_frames).round().astype(int)]:
             stored = np.asarray(Image.open(frame.depth_path))
             raw = np.where(np.isin(stored, capture.invalid_depth_values), 0, stored * capture.depth_scale)
             raw = raw.astype(np.float32)

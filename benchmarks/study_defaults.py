@@ -1,7 +1,8 @@
 """Which of diffnerf's defaults cost colour against depth-nerfacto on real data? (issue: defaults that win)
 
-Runs on DEVELOPMENT scenes only, never the benchmark's: SUN3D fragment 2 (the benchmark uses fragment 1)
-and a fourth synthetic room converted from NYU raw (the benchmark uses rooms 1-3). Each row changes one
+Runs on DEVELOPMENT scenes only, never the benchmark's: the SUN3D fragment on the prior's side of
+`diffnerf_ns.data_split` (fragment 1; `defaults_study.md` predates that module and used fragment 2, which is now
+the scored one) and a fourth synthetic room converted from NYU raw (the benchmark uses rooms 1-3). Each row changes one
 default of `diffnerf-no-prior` toward depth-nerfacto's (or turns pose refinement off, for both methods), so
 its PSNR/depth difference is what that default costs or buys. Every run trains through the harness
 (nerfstudio's `Trainer.train()`, as ns-train does). Writes `benchmarks/results/defaults_study.md`.
@@ -110,7 +111,7 @@ class Study:
         started = time.time()
         bench = Bench(iterations=self.iterations, rays_per_batch=self.rays_per_batch, workdir=self.workdir)
         scenes = {
-            "sun3d_fragment2": sun3d_scene(self.workdir, bench.downscale, fragment=1),
+            "sun3d_dev": sun3d_scene(self.workdir, bench.downscale, role="prior"),
             "dev_room": synthetic_scene("dev_room", *development_room(), self.workdir, bench.downscale),
         }
         jobs, reused = [], 0

@@ -24,10 +24,8 @@ from data_converters.synthetic.corpus import CORPUS_FILE, Split, corpus_frames, 
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from data_converters.synthetic.room import RoomScene, handheld_trajectory
+from diffnerf_ns.data_split import sun3d_group
 from diffnerf_ns.prior.holes import realistic_hole_mask
-
-SUN3D_TRAIN_FRAGMENT = "fragment-1-rgbd-frames"
-SUN3D_TEST_FRAGMENT = "fragment-2-rgbd-frames"
 
 
 @dataclass
@@ -142,11 +140,10 @@ def frames_from_capture(capture: Capture, groups: Iterable[str] | None = None) -
 
 
 def sun3d_frames(root: Path, split: Literal["train", "test"] = "train") -> Iterator[TrainingFrame]:
-    """The SUN3D study fixture (3DMatch layout): fragment 1 trains, fragment 2 is kept for testing."""
+    """The SUN3D study fixture (3DMatch layout), on the side of `diffnerf_ns.data_split` that `split` names."""
     from data_converters.layouts.threedmatch import read_threedmatch
 
-    fragment = SUN3D_TRAIN_FRAGMENT if split == "train" else SUN3D_TEST_FRAGMENT
-    return frames_from_capture(read_threedmatch(Path(root)), [fragment])
+    return frames_from_capture(read_threedmatch(Path(root)), [sun3d_group("prior" if split == "train" else "scored")])
 
 
 def self_supervised(frames: Iterable[TrainingFrame], seed: int = 0) -> Iterator[TrainingFrame]:
