@@ -10,10 +10,11 @@
 #   0  install the carried wheels into /tmp/site (the image's CUDA torch untouched) and import-check: fails fast
 #   1  render the training corpus (640x480, one thread per worker) in the background; meanwhile, on the GPU:
 #   2  hash-grid kernels alone (fused Triton vs torch grid, fwd and fwd+bwd, 2^18..2^20 points, do_bench)
-#   3  train the prior until the absolute deadline TRAIN_END_S (6.3 of the 10 minutes), saving the fp16 EMA
+#   3  train the prior until the absolute deadline TRAIN_END_S (6 of the 10 minutes), saving the fp16 EMA
 #      prior every 60 s, continuing from the repository's prior (SUN3D alone if the corpus did not finish;
 #      once more without channels_last if it fails at start-up); the demo scene for step 6 renders meanwhile
-#   4  refine held-out corpus rooms + real frames with it (s per 640x480 frame on the GPU)
+#   4  fit its interval scale on corpus rooms no benchmark scores (benchmarks/calibrate_prior.py), then refine
+#      held-out corpus rooms + real frames with it (s per 640x480 frame on the GPU, coverage)
 #   5  diffnerf-no-prior end to end at 8192 rays, fused grid then torch grid
 #   6  the prior's training step alone at batch 64/256/512 (the same-card baseline for patches/s), if time is left
 # $OUT gets back (at most 8 files): session.log, reports.tar (every report, re-packed after each step) and
@@ -34,7 +35,7 @@ PY=${PYTHON:-python3}
 OUT=${OUT:-outputs/gpu_session_smoke}
 WORK=${WORK:-/tmp/gpu_session}
 BUDGET_S=${BUDGET_S:-585}
-TRAIN_END_S=${TRAIN_END_S:-455}  # the loop's deadline; its last save and the exit come right after
+TRAIN_END_S=${TRAIN_END_S:-445}  # the loop's deadline; its last save and the exit come right after
 FIXTURES=gpu_data/fixtures
 REPORTS=$WORK/reports
 mkdir -p "$OUT" "$WORK" "$REPORTS"
@@ -99,6 +100,7 @@ if [ $SMOKE -eq 1 ]; then
   REFINE_ARGS=(--synthetic-frames 1 --sun3d-frames 1 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2
     --threads 2)
   E2E_ARGS=(--smoke)
+  CAL_ARGS=(--frames 1 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2 --threads 2)
   REFINE_CAP=400 E2E_CAP=400
 else
   CORPUS_ARGS=(--num-rooms 32 --views-per-room 6 --width 640 --height 480 --workers $(($(nproc) - 2)))
@@ -106,6 +108,7 @@ else
   TRAIN_ARGS=(--num-workers $(($(nproc) - 4)) --minutes 9)
   REFINE_ARGS=(--synthetic-frames 2 --sun3d-frames 2 --threads 4)
   E2E_ARGS=(--iterations 80 --warmup 15)
+  CAL_ARGS=(--frames 4 --threads 4)
   REFINE_CAP=45 E2E_CAP=120
 fi
 
@@ -166,8 +169,11 @@ fi
 kill "$DMON_PID" 2>/dev/null
 pack_prior
 
-# 4. Refinement with that prior.
+# 4. Calibrate its intervals on frames no benchmark scores, then refine with it.
 if [ -f "$WORK/default_prior/model_index.json" ]; then
+  step prior_calibrate 30 100 "$PY" -m benchmarks.calibrate_prior --prior "$WORK/default_prior" "${CAL_ARGS[@]}" \
+    --report "$REPORTS/prior_calibration_gpu.md"
+  pack_prior
   step prior_refine "$REFINE_CAP" 75 "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
     --synthetic corpus --fills nearest --fixtures "$FIXTURES" --out "$REPORTS/prior_refine_gpu.md" \
     "${REFINE_ARGS[@]}"

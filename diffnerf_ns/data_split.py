@@ -25,6 +25,11 @@ SUN3D_GROUPS: dict[Role, str] = {"prior": "fragment-1-rgbd-frames", "scored": "f
 """3DMatch-layout group (folder) of the SUN3D study fixture on each side of the split."""
 
 
+CALIBRATION_CORPUS_SEED = 1
+"""Procedural-corpus seed of the `train`-split rooms that calibrate a prior's intervals: same generator as its
+training rooms (seed 0), rooms it never saw, and not the `heldout` rooms the benchmark scores."""
+
+
 def sun3d_group(role: Role) -> str:
     """The SUN3D fixture's fragment folder that may be used for `role`."""
     return SUN3D_GROUPS[role]

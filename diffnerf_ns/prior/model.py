@@ -50,12 +50,18 @@ def predict_noise(unet: torch.nn.Module, x_t: Tensor, timestep: int | Tensor, co
 class RGBDPrior(DiffusionPipeline):
     """A noise-predicting UNet over RGB-D patches plus its DDPM schedule, as a diffusers pipeline."""
 
-    def __init__(self, unet: UNet2DModel, scheduler: DDPMScheduler, depth_codec: str = CODEC_NAME) -> None:
+    def __init__(
+        self, unet: UNet2DModel, scheduler: DDPMScheduler, depth_codec: str = CODEC_NAME, interval_scale: float = 1.0
+    ) -> None:
+        """`interval_scale` widens the posterior spread of refinement's holes so its stated intervals hold
+        (fitted by `diffnerf_ns.prior.calibration` on frames no benchmark scores; 1 = uncalibrated)."""
         super().__init__()
         check_unet(unet.config, "the UNet")
         check_codec(depth_codec, "the prior")
+        if not interval_scale > 0:
+            raise ValueError(f"interval_scale must be > 0, got {interval_scale}")
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(depth_codec=depth_codec)
+        self.register_to_config(depth_codec=depth_codec, interval_scale=float(interval_scale))
 
     @classmethod
     def create(

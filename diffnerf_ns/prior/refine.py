@@ -60,6 +60,8 @@ class RefineConfig:
     """Kinect v1 depth noise at 1 m (metres); it grows with z^2 (disparity noise plus quantisation)."""
     relative_tolerance: float = 0.03
     """Relative sigma (sigma / depth) at which confidence drops to 0.5."""
+    interval_scale: float | None = None
+    """Factor on the samples' spread in holes; None: the prior's calibrated one (`model_index.json`)."""
     seed: int = 0
 
 
@@ -165,6 +167,12 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     return decode_depth(x0_hat[:, 3]).cpu().numpy()
 
 
+def confidence_from_sigma(sigma: np.ndarray, depth: np.ndarray, relative_tolerance: float) -> np.ndarray:
+    """Confidence in [0, 1] that falls as the relative spread sigma / depth grows: 1 / (1 + (rel / tol)^2),
+    0.5 at `relative_tolerance`. The depth loss multiplies by it, so it must never rise with sigma."""
+    return 1.0 / (1.0 + (sigma / np.maximum(depth, 1e-3) / relative_tolerance) ** 2)
+
+
 def refine_depth(
     prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, config: RefineConfig | None = None
 ) -> Refinement:
@@ -180,12 +188,13 @@ def refine_depth(
     samples = sample_depth(prior, rgb, raw_depth, config)
     observed = raw_depth > 0
     z = float(stats.t.ppf(0.5 + config.interval / 2, df=config.samples - 1))
-    posterior_sigma = samples.std(0, ddof=1) * np.sqrt(1.0 + 1.0 / config.samples)
+    scale = config.interval_scale if config.interval_scale is not None else prior.config.get("interval_scale", 1.0)
+    posterior_sigma = scale * samples.std(0, ddof=1) * np.sqrt(1.0 + 1.0 / config.samples)
     sensor_sigma = config.sensor_sigma_at_1m * raw_depth**2
     depth = np.where(observed, raw_depth, samples.mean(0))
     sigma = np.where(observed, sensor_sigma, posterior_sigma)
     half = np.where(observed, stats.norm.ppf(0.5 + config.interval / 2), z) * sigma
-    confidence = 1.0 / (1.0 + (sigma / np.maximum(depth, 1e-3) / config.relative_tolerance) ** 2)
+    confidence = confidence_from_sigma(sigma, depth, config.relative_tolerance)
     return Refinement(
         depth=depth.astype(np.float32),
         lower=(depth - half).astype(np.float32),

@@ -18,6 +18,7 @@ from data_converters.nerfstudio_scene import RGBDFrame, write_scene
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.prior.baselines import nearest_fill
+from diffnerf_ns.prior.calibration import fit_interval_scale
 from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
 from diffnerf_ns.prior.model import RGBDPrior
@@ -277,3 +278,40 @@ def test_fine_tuning_starts_from_the_given_prior_and_saves_half_weights(prior, t
     assert half < 0.6 * full and tuned.unet.dtype == torch.float32
     x = torch.rand(4, 4, 16, 16) * 2 - 1
     torch.testing.assert_close(tuned.score(x, 50), prior.score(x, 50), rtol=2e-2, atol=2e-2)
+
+
+def _hole_errors_and_confidence(prior: RGBDPrior, seed: int, sampling: RefineConfig) -> tuple[np.ndarray, ...]:
+    """|error|, stated half-width and confidence at the Kinect holes of 3 frames on trajectory `seed`."""
+    errors, halves, confidence = [], [], []
+    for frame in synthetic_room_frames(3, WIDTH, HEIGHT, seed=seed, noise_model=KinectNoiseModel()):
+        result = refine_depth(prior, frame.rgb, frame.raw, sampling)
+        holes = frame.raw <= 0
+        errors.append(np.abs(result.depth - frame.depth)[holes])
+        halves.append(((result.upper - result.lower) / 2)[holes])
+        confidence.append(result.confidence[holes])
+    return tuple(np.concatenate(v) for v in (errors, halves, confidence))
+
+
+def test_error_falls_as_confidence_rises_in_holes(prior) -> None:
+    """Hole pixels of held-out frames in confidence terciles: the most confident third errs less than the least
+    confident third. Catches an inverted confidence (it passed the whole suite before this test) or one that
+    carries no information (constant, or built from something other than the samples' spread)."""
+    errors, _, confidence = _hole_errors_and_confidence(prior, 7, SAMPLING)
+    low, high = np.quantile(confidence, [1 / 3, 2 / 3])
+    least, most = errors[confidence <= low].mean(), errors[confidence > high].mean()
+    print({"least confident third": least, "most confident third": most})
+    assert most < 0.8 * least
+
+
+def test_intervals_calibrated_off_benchmark_cover_85_to_95_percent(prior) -> None:
+    """The interval scale is fitted on another trajectory of the training room (seed 3) and the 90% interval
+    then holds at 85-95% of hole pixels on the held-out frames (seed 8). Catches a fit that is not applied, a
+    scale fitted the wrong way round (coverage collapses or saturates), or intervals that only hold where fitted."""
+    calibration = [
+        (f.rgb, f.raw, f.depth) for f in synthetic_room_frames(3, WIDTH, HEIGHT, seed=3, noise_model=KinectNoiseModel())
+    ]
+    scale, before, pixels = fit_interval_scale(prior, calibration, SAMPLING)
+    errors, halves, _ = _hole_errors_and_confidence(prior, 8, replace(SAMPLING, interval_scale=scale))
+    coverage = float((errors <= halves).mean())
+    print({"scale": scale, "coverage where fitted, before": before, "pixels": pixels, "held-out coverage": coverage})
+    assert 0.85 <= coverage <= 0.95
