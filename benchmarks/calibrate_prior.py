@@ -31,6 +31,9 @@ from diffnerf_ns.prior.refine import RefineConfig
 class Calibrate:
     prior: Path
     frames: int = 4
+    width: int = 640
+    height: int = 480
+    """Frame size: the benchmarks' (the spread of a tile blend depends on how many tiles overlap)."""
     sampling: RefineConfig = field(default_factory=lambda: RefineConfig(steps=10, overlap=8))
     """The refinement settings the benchmarks use (the scale belongs to them: more samples spread differently)."""
     threads: int = 2
@@ -43,7 +46,7 @@ def main(run: Calibrate) -> None:
     prior = RGBDPrior.from_pretrained(run.prior, device=device)
     frames = [
         (f.rgb, f.raw, f.depth)
-        for f in corpus_frames(run.frames, 1, 640, 480, seed=CALIBRATION_CORPUS_SEED, split="train")
+        for f in corpus_frames(run.frames, 1, run.width, run.height, seed=CALIBRATION_CORPUS_SEED, split="train")
     ]
     started = time.perf_counter()
     scale, before, pixels = fit_interval_scale(prior, frames, run.sampling)
@@ -59,7 +62,7 @@ def main(run: Calibrate) -> None:
         f"Command: `{shlex.join(['python', '-m', 'benchmarks.calibrate_prior', *sys.argv[1:]])}`",
         f"Machine: {card}; torch {torch.__version__}; {minutes:.1f} min.",
         f"Prior: `{run.prior}`. Frames: {run.frames} corpus `train`-split rooms of seed {CALIBRATION_CORPUS_SEED} "
-        "(640x480, Kinect raw; rooms no prior trains on, not the benchmark's held-out rooms).",
+        f"({run.width}x{run.height}, Kinect raw; rooms no prior trains on, not the benchmark's held-out rooms).",
         f"Sampling: {run.sampling}.",
         "",
         "| hole pixels | 90% interval coverage before | interval_scale fitted | coverage after (where fitted) |",

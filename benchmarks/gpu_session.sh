@@ -100,8 +100,9 @@ if [ $SMOKE -eq 1 ]; then
   REFINE_ARGS=(--synthetic-frames 1 --sun3d-frames 1 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2
     --threads 2)
   E2E_ARGS=(--smoke)
-  CAL_ARGS=(--frames 1 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2 --threads 2)
-  REFINE_CAP=400 E2E_CAP=400
+  CAL_ARGS=(--frames 1 --width 160 --height 120 --sampling.steps 2 --sampling.samples 2 --sampling.overlap 2
+    --threads 2)
+  CAL_CAP=400 REFINE_CAP=400 E2E_CAP=400
 else
   CORPUS_ARGS=(--num-rooms 32 --views-per-room 6 --width 640 --height 480 --workers $(($(nproc) - 2)))
   SMOKE_ARG=()
@@ -109,7 +110,7 @@ else
   REFINE_ARGS=(--synthetic-frames 2 --sun3d-frames 2 --threads 4)
   E2E_ARGS=(--iterations 80 --warmup 15)
   CAL_ARGS=(--frames 4 --threads 4)
-  REFINE_CAP=45 E2E_CAP=120
+  CAL_CAP=30 REFINE_CAP=45 E2E_CAP=120
 fi
 
 # 0. Wheels and imports.
@@ -171,7 +172,7 @@ pack_prior
 
 # 4. Calibrate its intervals on frames no benchmark scores, then refine with it.
 if [ -f "$WORK/default_prior/model_index.json" ]; then
-  step prior_calibrate 30 100 "$PY" -m benchmarks.calibrate_prior --prior "$WORK/default_prior" "${CAL_ARGS[@]}" \
+  step prior_calibrate "$CAL_CAP" 100 "$PY" -m benchmarks.calibrate_prior --prior "$WORK/default_prior" "${CAL_ARGS[@]}" \
     --report "$REPORTS/prior_calibration_gpu.md"
   pack_prior
   step prior_refine "$REFINE_CAP" 75 "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
