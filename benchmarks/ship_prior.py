@@ -8,8 +8,9 @@ copies only `model_index.json`, `unet/` and `scheduler/` and writes the model ca
 the prior it continued from plus this one (steps, minutes, card, data, command) and the benchmark figures.
 
 Destination: the development checkpoint (`benchmarks/prior_checkpoint/`, what the next GPU session continues
-from) or, with `--package`, the package's `diffnerf_ns/prior/pretrained/` (only once
-`tests/prior/test_shipped_prior_quality.py` passes with it). Never both: the working tree travels to the GPU
+from) or, with `--package`, the package's `diffnerf_ns/prior/pretrained/`: only once
+`DIFFNERF_PRIOR_UNDER_TEST=<folder> pytest tests/prior/test_shipped_prior_quality.py` passes with it and
+`bench_prior_refine`'s real-frame table has it below the nearest fill. Never both: the working tree travels to the GPU
 machine, and a second copy would spend 20 MB of its 64 MiB.
 """
 
