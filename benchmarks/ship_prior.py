@@ -2,6 +2,7 @@
 
     python -m benchmarks.ship_prior --parts /work/.device/N --refine-report benchmarks/results/prior_refine_gpu.md
     python -m benchmarks.ship_prior --parts /work/.device/N --package   # into the installed package as the default
+    python -m benchmarks.ship_prior --refresh benchmarks/prior_checkpoint --refine-report R.md --calibration-report C.md
 
 Checks the weights file against the package limit and loads the folder with `RGBDPrior.from_pretrained`, then
 copies only `model_index.json`, `unet/` and `scheduler/` and writes the model card (`README.md`): the runs of
@@ -38,12 +39,16 @@ SHIPPED_ITEMS = ("model_index.json", "unet", "scheduler")
 
 @dataclass
 class Ship:
-    parts: Path
+    parts: Path | None = None
     """Folder holding `prior.tar.part-*` (a GPU session's returned files)."""
+    refresh: Path | None = None
+    """Instead: rewrite this kept prior's card with new figures (a later benchmark or calibration)."""
     package: bool = False
     """Install as the package's default prior (else: the development checkpoint the next GPU run continues)."""
     refine_report: Path | None = None
     """The refinement benchmark run with this prior; its tables become the card's figures."""
+    calibration_report: Path | None = None
+    """`benchmarks/calibrate_prior.py`'s report for this prior."""
     card: str | None = None
     """The accelerator it trained on; default: what the run recorded."""
     data: str | None = None
@@ -99,19 +104,37 @@ def _recorded_data(folder: Path) -> str:
     return path.read_text().strip()
 
 
-def figures(report: Path | None) -> str:
-    """The report's tables and coverage lines (everything after its header)."""
-    if report is None:
-        return ""
-    text = report.read_text()
-    start = text.find("## ")
-    body = text[start:] if start >= 0 else text
-    return f"From `{report.as_posix()}`:\n\n" + "\n".join(
-        line for line in body.splitlines() if not line.startswith("![")
+def figures(*reports: Path | None) -> str:
+    """Each report's tables and notes (everything after its title), pictures left out."""
+    parts = []
+    for report in (r for r in reports if r is not None):
+        lines = report.read_text().splitlines()
+        start = next((i for i, line in enumerate(lines) if line.startswith("## ")), 1)
+        body = [line for line in lines[start:] if not line.startswith("![")]
+        parts.append(f"From `{report.as_posix()}`:\n\n" + "\n".join(body).strip())
+    return "\n\n".join(parts)
+
+
+def architecture(prior: RGBDPrior) -> str:
+    unet = prior.unet.config
+    return (
+        f"{prior.patch_size} px patches, UNet {tuple(unet.block_out_channels)} x {unet.layers_per_block}, "
+        f"{sum(p.numel() for p in prior.unet.parameters()) / 1e6:.1f}M parameters"
     )
 
 
 def main(ship: Ship) -> None:
+    if ship.refresh is not None:
+        card = write_card(
+            ship.refresh,
+            read_runs(ship.refresh),
+            architecture(RGBDPrior.from_pretrained(ship.refresh)),
+            figures(ship.refine_report, ship.calibration_report),
+        )
+        print(f"ship_prior: rewrote {card}")
+        return
+    if ship.parts is None:
+        raise SystemExit("ship_prior: give --parts (a GPU session's returned files) or --refresh <prior folder>")
     with tempfile.TemporaryDirectory() as tmp:
         folder = unpack(ship.parts, Path(tmp))
         prior = check(folder)
@@ -122,12 +145,7 @@ def main(ship: Ship) -> None:
         staged.mkdir()
         for item in SHIPPED_ITEMS:
             (shutil.copytree if (folder / item).is_dir() else shutil.copy2)(folder / item, staged / item)
-        unet = prior.unet.config
-        architecture = (
-            f"{prior.patch_size} px patches, UNet {tuple(unet.block_out_channels)} x {unet.layers_per_block}, "
-            f"{sum(p.numel() for p in prior.unet.parameters()) / 1e6:.1f}M parameters"
-        )
-        write_card(staged, runs, architecture, figures(ship.refine_report))
+        write_card(staged, runs, architecture(prior), figures(ship.refine_report, ship.calibration_report))
         for old in (PACKAGED_PRIOR_DIR, CHECKPOINT_DIR):  # one copy only
             shutil.rmtree(old, ignore_errors=True)
         shutil.copytree(staged, destination)

@@ -116,3 +116,16 @@ def test_continued_training_starts_at_the_cards_step(tmp_path: Path) -> None:
     )
     stats = json.loads((tmp_path / "second" / "train_stats.json").read_text())
     assert len(losses) == 2 and stats["start_step"] == 500
+
+
+def test_refresh_rewrites_figures_and_keeps_the_history(tmp_path: Path, homes: tuple[Path, Path]) -> None:
+    """Catches a card refresh that drops the training runs (the next run would restart at step 0) or leaves the
+    old figures in place."""
+    checkpoint, _ = homes
+    ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 30)))
+    report = tmp_path / "refine.md"
+    report.write_text("# Bench\n\nCommand: x\n\n## Real frames\n\n| method | RMSE |\n|---|---|\n| prior | 0.5 |\n![pic](p.png)\n")
+    ship_prior.main(ship_prior.Ship(refresh=checkpoint, refine_report=report))
+    text = (checkpoint / "README.md").read_text()
+    assert "| prior | 0.5 |" in text and "![pic]" not in text and "Not measured yet" not in text
+    assert cumulative_steps(checkpoint) == 30
