@@ -124,7 +124,9 @@ def test_refresh_rewrites_figures_and_keeps_the_history(tmp_path: Path, homes: t
     checkpoint, _ = homes
     ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 30)))
     report = tmp_path / "refine.md"
-    report.write_text("# Bench\n\nCommand: x\n\n## Real frames\n\n| method | RMSE |\n|---|---|\n| prior | 0.5 |\n![pic](p.png)\n")
+    report.write_text(
+        "# Bench\n\nCommand: x\n\n## Real frames\n\n| method | RMSE |\n|---|---|\n| prior | 0.5 |\n![pic](p.png)\n"
+    )
     ship_prior.main(ship_prior.Ship(refresh=checkpoint, refine_report=report))
     text = (checkpoint / "README.md").read_text()
     assert "| prior | 0.5 |" in text and "![pic]" not in text and "Not measured yet" not in text
