@@ -110,7 +110,7 @@ def figures(*reports: Path | None) -> str:
     for report in (r for r in reports if r is not None):
         lines = report.read_text().splitlines()
         start = next((i for i, line in enumerate(lines) if line.startswith("## ")), 1)
-        body = [line for line in lines[start:] if not line.startswith("![")]
+        body = ["#" + line if line.startswith("#") else line for line in lines[start:] if not line.startswith("![")]
         parts.append(f"From `{report.as_posix()}`:\n\n" + "\n".join(body).strip())
     return "\n\n".join(parts)
 
