@@ -78,10 +78,13 @@ class RgbdDataParser(Nerfstudio):
                 f"(first: {missing[0]}); diffnerf needs RGB-D input and never invents depth."
             )
         outputs = scene_parser._generate_dataparser_outputs(split, **kwargs)
-        if self.config.depth_source == "refined":
-            outputs = self._use_refined_depth(outputs, scene_dir, meta, scene_parser)
+        # The box comes from the raw training depth whatever the split and depth source, so ablations that differ
+        # only by the prior get the same box.
         train = outputs if split == "train" else scene_parser._generate_dataparser_outputs("train", **kwargs)
         lo, hi = self._room_bounds(scene_dir, train)
+        if self.config.depth_source == "refined" and split == "train":
+            # Held-out views keep their raw sensor depth: depth metrics never score against the prior's fills.
+            outputs = self._use_refined_depth(outputs, scene_dir, meta, scene_parser)
         outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
         outputs.metadata["dataparser_scale"] = outputs.dataparser_scale
         return outputs

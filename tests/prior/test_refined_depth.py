@@ -101,3 +101,22 @@ def test_refined_depth_with_common_dataparser_flags(demo_scene: Path, tmp_path: 
     dataset = RGBDDataset(outputs)
     item = dataset[0]
     assert item["depth_image"].shape[:2] == item["image"].shape[:2] == item["depth_confidence"].shape[:2]
+
+
+def test_eval_splits_and_scene_box_use_raw_depth(demo_scene: Path, tmp_path: Path) -> None:
+    """Catches held-out views scored against the prior's fills (refined depth in the eval split) and a box fitted
+    to refined depth for one method but to raw depth for its no-prior ablation (refined here is raw + 5 cm, so
+    either bug changes a filename or the box)."""
+    scene = with_refined_depth(demo_scene, tmp_path / "scene")
+    boxes = {}
+    for source in ("raw", "refined"):
+        parser = RgbdDataParserConfig(data=scene, depth_source=source).setup()
+        for split in ("train", "val", "test"):
+            outputs = parser.get_dataparser_outputs(split)
+            boxes[source, split] = outputs.scene_box.aabb
+            if split != "train":
+                assert not any("depth_refined" in str(p) for p in outputs.metadata["depth_filenames"])
+                assert "depth_confidence_filenames" not in outputs.metadata
+    reference = boxes["raw", "train"]
+    for key, box in boxes.items():
+        assert torch.equal(box, reference), key
