@@ -121,6 +121,8 @@ class DiffNerfModel(DepthNerfactoModel):
         if reg is not None:
             assert attributes.pipeline is not None
             reg.attach(attributes.pipeline.datamanager.train_dataset, self.device)
+            if attributes.trainer is not None:
+                reg.max_num_iterations = attributes.trainer.config.max_num_iterations
 
             def set_step(step: int) -> None:
                 reg.step = step
@@ -166,19 +168,20 @@ class DiffNerfModel(DepthNerfactoModel):
     def prior_patch_losses(self, reg: PatchRegulariser) -> dict[str, torch.Tensor]:
         """DiffusioNeRF's losses, averaged over the `patches_per_step` patches that `reg` picks and this renders."""
         c, prior, t = reg.config, reg.prior_on(self.device), reg.timestep()
+        # Every n-th step carries n steps' worth of pull (`every_n_steps`).
+        depth_weight, rgb_weight = c.depth_weight * c.every_n_steps, c.rgb_weight * c.every_n_steps
         per_patch = []
         for _ in range(c.patches_per_step):
             sample = reg.sample()
             rgb, depth_m, outputs = self.render_patch(sample.camera, sample.index)
             depth_only = sample.gt_rgb is not None
-            x = encode((sample.gt_rgb if depth_only else rgb).permute(2, 0, 1)[None], depth_m[None, None])
-            rgb_loss, depth_loss = score_loss(
-                x, prior.score(x, t), depth_m[None, None], c.depth_weight, c.rgb_weight, depth_only
-            )
+            rgb = (sample.gt_rgb if depth_only else rgb).permute(2, 0, 1)[None]
+            x = encode(rgb, depth_m[None, None], straight_through=True)  # no dead zone before 0.3 m
+            rgb_loss, depth_loss = score_loss(x, prior.score(x, t), depth_weight, rgb_weight, depth_only)
             terms = {"prior_rgb_loss": rgb_loss, "prior_depth_loss": depth_loss}
             if c.distortion_loss_mult > 0:
                 dist = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
-                terms["prior_patch_distortion"] = c.distortion_loss_mult * dist
+                terms["prior_patch_distortion"] = c.distortion_loss_mult * c.every_n_steps * dist
             per_patch.append(terms)
         return {name: torch.stack([terms[name] for terms in per_patch]).mean() for name in per_patch[0]}
 

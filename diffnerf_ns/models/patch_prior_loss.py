@@ -16,8 +16,34 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.cameras.lie_groups import exp_map_SO3xR3
 from torch import Tensor
 
+from diffnerf_ns.prior.rgbd_codec import CODE_PER_LOG_DEPTH
+
 ScoreFn = Callable[[Tensor, int], Tensor]
 """`prior.score(x, t)`: the score -eps_hat / sqrt(1 - alpha_bar_t) of codec patches (B, 4, P, P)."""
+
+
+RECIPE_DEPTH_WEIGHT = 2e-6
+"""DiffusioNeRF's depth weight per pixel, multiplied there by the rendered depth, on its disparity code."""
+RECIPE_DISPARITY_CODE_SCALE = 0.4
+"""DiffusioNeRF's disparity code is `2 * 0.2 / max(d, 0.2) - 1 = 0.4 / d - 1`."""
+RECIPE_RGB_WEIGHT = 3e-6
+"""DiffusioNeRF's RGB gradient norm per patch (1e-9 x 3000); RGB is coded alike there and here ([0, 1] -> [-1, 1])."""
+RECIPE_PATCH_LOSS_MULT = 0.2
+"""DiffusioNeRF's example multiplies every patch loss by 0.2 (scenes scaled to >= 7.5 units)."""
+
+
+def log_codec_depth_weight(recipe_weight: float = RECIPE_DEPTH_WEIGHT) -> float:
+    """The per-pixel depth weight on the log-depth code that pulls depth as hard as DiffusioNeRF's recipe.
+
+    At a given timestep a diffusion prior's score is about -eps / sigma_t in code units whatever the codec, so
+    compare the pulls for the same code-space score s. The recipe's pseudo-loss -(w * d * s * x), with
+    x = 0.4 / d - 1, has gradient w * d * s * 0.4 / d^2 on depth, i.e. 0.4 * w * s on log-depth: the same at
+    every depth. On the log-depth code x = a * ln(d) + b (a = `CODE_PER_LOG_DEPTH`) a constant weight w' gives
+    w' * a * s on log-depth, so w' = 0.4 * w / a (1.40e-6 for w = 2e-6), with no x depth factor: keeping the
+    recipe's x depth on this codec would pull a surface at d metres 1.43 * d times harder (2.9x at 2 m, 5.7x at
+    4 m). The pull on log-depth is also independent of the scene's units.
+    """
+    return recipe_weight * RECIPE_DISPARITY_CODE_SCALE / CODE_PER_LOG_DEPTH
 
 
 def annealed_timestep(step: int, t_start: int, t_end: int, start_step: int, end_step: int) -> int:
@@ -28,6 +54,11 @@ def annealed_timestep(step: int, t_start: int, t_end: int, start_step: int, end_
     """
     frac = min(max((step - start_step) / max(end_step - start_step, 1), 0.0), 1.0)
     return int(round(t_start + frac * (t_end - t_start)))
+
+
+def step_at(fraction: float, max_num_iterations: int) -> int:
+    """The training step a fraction of the run's budget falls on, so a schedule scales with any budget."""
+    return int(round(fraction * max_num_iterations))
 
 
 def jitter_pose(
@@ -92,20 +123,19 @@ def crop_camera(cameras: Cameras, index: int, x0: int, y0: int, patch_size: int,
 
 
 def score_loss(
-    patch: Tensor, score: Tensor, depth_m: Tensor, depth_weight: float, rgb_weight: float, depth_only: bool
+    patch: Tensor, score: Tensor, depth_weight: float, rgb_weight: float, depth_only: bool
 ) -> tuple[Tensor, Tensor]:
     """DiffusioNeRF's pseudo-losses (rgb, depth) for codec patches `patch` (B, 4, P, P).
 
     Each is `-(w * stopgrad(score) * patch).sum()`, so its gradient with respect to the patch is
-    `-w * score`: descending it moves the patch up the prior's log-density. Weights as DiffusioNeRF:
-    - depth: `depth_weight * rendered depth in metres` per pixel (detached), so the pull on depth is
-      not shrunk for far surfaces by the codec's compression of far depth;
+    `-w * score`: descending it moves the patch up the prior's log-density. Weights:
+    - depth: `depth_weight` per pixel, the same at every depth (`log_codec_depth_weight` derives it from the
+      recipe's `2e-6 x depth` on disparity: both pull log-depth uniformly);
     - RGB: `rgb_weight / ||score_rgb||`, a fixed gradient norm over the whole RGB patch whatever the
       noise level. `depth_only` (ground-truth RGB in the patch) leaves RGB out.
     """
     score = score.detach()
-    w_depth = depth_weight * depth_m.detach()
-    depth = -(w_depth * score[:, 3:] * patch[:, 3:]).sum()
+    depth = -(depth_weight * score[:, 3:] * patch[:, 3:]).sum()
     if depth_only:
         return patch.new_zeros(()), depth
     rgb_score = score[:, :3]

@@ -19,7 +19,16 @@ from nerfstudio.configs.base_config import InstantiateConfig
 from nerfstudio.data.datasets.base_dataset import InputDataset
 from nerfstudio.data.scene_box import SceneBox
 
-from diffnerf_ns.models.patch_prior_loss import annealed_timestep, crop_camera, crop_corner, jitter_pose
+from diffnerf_ns.models.patch_prior_loss import (
+    RECIPE_PATCH_LOSS_MULT,
+    RECIPE_RGB_WEIGHT,
+    annealed_timestep,
+    crop_camera,
+    crop_corner,
+    jitter_pose,
+    log_codec_depth_weight,
+    step_at,
+)
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.shipped import require_default_prior
 
@@ -39,15 +48,18 @@ class PatchRegulariserConfig(InstantiateConfig):
     A size the prior was not trained on is an error."""
     patches_per_step: int = 1
     """Patches rendered and scored per step (DiffusioNeRF: 1)."""
-    start_step: int = 0
-    """First regularised step."""
+    start_fraction: float = 0.0
+    """First regularised step, as a fraction of the run's max_num_iterations."""
+    every_n_steps: int = 1
+    """Regularise every n-th step with n times the weights: the same pull per run for 1/n of the cost."""
     t_start: int = 99
-    """Diffusion timestep at anneal_start_step..."""
+    """Diffusion timestep at anneal_start_fraction..."""
     t_end: int = 3
-    """...annealed linearly down to this one at anneal_end_step (DiffusioNeRF: 99 -> 3)."""
-    anneal_start_step: int = 0
-    anneal_end_step: int = 2500
-    """DiffusioNeRF anneals over its first 2500 of 10k steps (its example script: 3000 -> 8000)."""
+    """...annealed linearly down to this one at anneal_end_fraction (DiffusioNeRF: 99 -> 3)."""
+    anneal_start_fraction: float = 0.0
+    anneal_end_fraction: float = 0.25
+    """Fractions of the run's max_num_iterations, so every budget reaches t_end (DiffusioNeRF: its first 2500 of
+    10k steps). A fixed step count never finished annealing in short runs (300 iterations stopped at t = 88)."""
     jitter_translation: float = 0.05
     """Max camera-centre shift per axis, as a fraction of the scene box diagonal. Departure: DiffusioNeRF shifts
     by 0.2 in LLFF's normalised units; a fraction of the room keeps the jitter meaningful in metric rooms."""
@@ -56,11 +68,13 @@ class PatchRegulariserConfig(InstantiateConfig):
     gt_rgb_probability: float = 0.25
     """Probability of scoring an un-jittered crop of a training view with its ground-truth RGB, regularising
     depth only (DiffusioNeRF: 0.25). The other patches come from jittered, unseen poses."""
-    depth_weight: float = 2e-6
-    """Depth pseudo-loss weight per pixel, multiplied by the rendered depth in metres (DiffusioNeRF: 2e-6 times
-    depth; its example also multiplies all patch losses by 0.2 on scenes scaled to >= 7.5 units)."""
-    rgb_weight: float = 3e-6
-    """Gradient norm on a patch's RGB: the RGB score is divided by its norm (DiffusioNeRF: 1e-9 x 3000)."""
+    depth_weight: float = RECIPE_PATCH_LOSS_MULT * log_codec_depth_weight()
+    """Depth pseudo-loss weight per pixel on the log-depth code (2.8e-7): DiffusioNeRF's 2e-6 x depth on disparity
+    re-derived for this codec (`log_codec_depth_weight`: the same uniform pull on log-depth), times its example's
+    0.2 patch-loss multiplier."""
+    rgb_weight: float = RECIPE_PATCH_LOSS_MULT * RECIPE_RGB_WEIGHT
+    """Gradient norm on a patch's RGB (6e-7): the RGB score is divided by its norm (DiffusioNeRF: 1e-9 x 3000, RGB
+    coded as here), times the 0.2 patch-loss multiplier."""
     distortion_loss_mult: float = 2e-3
     """mip-NeRF 360 distortion loss on the patch rays (DiffusioNeRF applies its geometry losses to patches);
     0 turns it off. Same default as nerfacto's on the training rays."""
@@ -95,6 +109,7 @@ class PatchRegulariser:
         self.max_translation = float(config.jitter_translation * torch.linalg.norm(self.box_hi - self.box_lo))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        self.max_num_iterations: int | None = None
         self.cameras: Cameras | None = None
         self.gt_image: Callable[[int], np.ndarray] | None = None
 
@@ -109,12 +124,19 @@ class PatchRegulariser:
             self.prior.to(device)
         return self.prior
 
+    def _step_at(self, fraction: float) -> int:
+        if self.max_num_iterations is None:
+            raise RuntimeError("PatchRegulariser.max_num_iterations must be set (the model does it from the trainer)")
+        return step_at(fraction, self.max_num_iterations)
+
     def timestep(self) -> int:
         c = self.config
-        return annealed_timestep(self.step, c.t_start, c.t_end, c.anneal_start_step, c.anneal_end_step)
+        start, end = self._step_at(c.anneal_start_fraction), self._step_at(c.anneal_end_fraction)
+        return annealed_timestep(self.step, c.t_start, c.t_end, start, end)
 
     def active_now(self) -> bool:
-        return self.step >= self.config.start_step
+        start = self._step_at(self.config.start_fraction)
+        return self.step >= start and (self.step - start) % self.config.every_n_steps == 0
 
     def sample(self) -> PatchSample:
         """A random training view, then either its un-jittered crop with ground-truth RGB or a jittered crop."""

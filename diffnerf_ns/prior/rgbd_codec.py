@@ -22,12 +22,24 @@ MIN_DEPTH_M = 0.3
 MAX_DEPTH_M = 10.0
 """Depth at code +1; farther depths clamp here (indoor rooms)."""
 _LOG_RANGE = math.log(MAX_DEPTH_M / MIN_DEPTH_M)
+CODE_PER_LOG_DEPTH = 2.0 / _LOG_RANGE
+"""d code / d ln(depth) (0.570): one unit of log-depth moves the code this much, at every depth in range."""
+_GRADIENT_FLOOR_M = 1e-3
+"""Nearest depth whose log the straight-through code differentiates (a ray with no density renders 0 m)."""
 
 
-def encode_depth(depth_m: Tensor) -> Tensor:
-    """Planar depth in metres to codec space [-1, 1]: 0.3 m and nearer = -1, 10 m and farther = +1."""
-    log_depth = torch.log(depth_m.clamp(MIN_DEPTH_M, MAX_DEPTH_M) / MIN_DEPTH_M)
-    return 2.0 * log_depth / _LOG_RANGE - 1.0
+def encode_depth(depth_m: Tensor, straight_through: bool = False) -> Tensor:
+    """Planar depth in metres to codec space [-1, 1]: 0.3 m and nearer = -1, 10 m and farther = +1.
+
+    `straight_through` keeps those values but differentiates the unclamped log-depth code, so depth outside
+    [0.3, 10] m (a floater a few centimetres from a camera, with the near plane at 0.05 m) still gets the
+    prior's pull instead of the clamp's zero gradient.
+    """
+    code = CODE_PER_LOG_DEPTH * torch.log(depth_m.clamp(MIN_DEPTH_M, MAX_DEPTH_M) / MIN_DEPTH_M) - 1.0
+    if not straight_through:
+        return code
+    unclamped = CODE_PER_LOG_DEPTH * torch.log(depth_m.clamp(min=_GRADIENT_FLOOR_M) / MIN_DEPTH_M) - 1.0
+    return code.detach() + unclamped - unclamped.detach()
 
 
 def decode_depth(code: Tensor) -> Tensor:
@@ -35,9 +47,9 @@ def decode_depth(code: Tensor) -> Tensor:
     return MIN_DEPTH_M * torch.exp((code.clamp(-1.0, 1.0) + 1.0) * (0.5 * _LOG_RANGE))
 
 
-def encode(rgb: Tensor, depth_m: Tensor) -> Tensor:
+def encode(rgb: Tensor, depth_m: Tensor, straight_through: bool = False) -> Tensor:
     """(B, 3, H, W) RGB in [0, 1] and (B, 1, H, W) depth in metres to a (B, 4, H, W) codec tensor."""
-    return torch.cat([rgb * 2.0 - 1.0, encode_depth(depth_m)], dim=1)
+    return torch.cat([rgb * 2.0 - 1.0, encode_depth(depth_m, straight_through)], dim=1)
 
 
 def decode(x: Tensor) -> tuple[Tensor, Tensor]:

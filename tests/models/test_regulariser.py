@@ -14,13 +14,13 @@ from hypothesis import given, settings
 from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.trainer import Trainer
 
-from diffnerf_ns.diffnerf_config import diffnerf_method
+from diffnerf_ns.diffnerf_config import diffnerf_few_view_method, diffnerf_method
 from diffnerf_ns.models.diffnerf_model import scale_gradient
 from diffnerf_ns.models.patch_prior_loss import annealed_timestep, crop_camera, crop_corner, jitter_pose, score_loss
 from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 from diffnerf_ns.presets import configure_run
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.rgbd_codec import encode_depth
+from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
 
 PATCH = 16
 
@@ -88,19 +88,54 @@ def test_crop_camera_rays_are_the_image_rays_through_those_pixels() -> None:
 
 
 def test_score_loss_gradient_is_minus_weighted_score() -> None:
-    """Pins DiffusioNeRF's weights: depth gets -2e-6 * depth * score, RGB gets a fixed norm. Catches a flipped sign,
-    per-channel normalisation (sqrt(3) too strong) or a depth weight without the depth factor."""
+    """Pins the pseudo-losses' gradients: depth gets -w * score, RGB gets a fixed norm. Catches a flipped sign,
+    per-channel normalisation (sqrt(3) too strong) or a depth weight that still carries a depth factor."""
     g = torch.Generator().manual_seed(0)
     patch = torch.randn(1, 4, 8, 8, generator=g).requires_grad_(True)
     score = torch.randn(1, 4, 8, 8, generator=g)
-    depth = torch.rand(1, 1, 8, 8, generator=g) * 3 + 0.5
-    rgb, dep = score_loss(patch, score, depth, depth_weight=2e-6, rgb_weight=3e-6, depth_only=False)
+    rgb, dep = score_loss(patch, score, depth_weight=2e-6, rgb_weight=3e-6, depth_only=False)
     (rgb + dep).backward()
-    assert torch.allclose(patch.grad[:, 3:], -2e-6 * depth * score[:, 3:])
+    assert torch.allclose(patch.grad[:, 3:], -2e-6 * score[:, 3:])
     assert math.isclose(float(patch.grad[:, :3].norm()), 3e-6, rel_tol=1e-5)
     assert float((patch.grad[:, :3] * score[:, :3]).sum()) < 0
-    rgb_only, _ = score_loss(patch, score, depth, 2e-6, 3e-6, depth_only=True)
+    rgb_only, _ = score_loss(patch, score, 2e-6, 3e-6, depth_only=True)
     assert float(rgb_only) == 0.0
+
+
+def _sgd_log_depth_step(depth_m: torch.Tensor, loss_fn) -> torch.Tensor:
+    """One plain SGD step (lr 1) on log-depth: the change in ln(depth) the loss asks for, where scale matters.
+    In float64: a step of ~1e-7 is below float32's resolution of ln(depth)."""
+    depth_m = depth_m.double()
+    log_depth = torch.nn.Parameter(depth_m.log())
+    opt = torch.optim.SGD([log_depth], lr=1.0)
+    loss_fn(log_depth.exp()).backward()
+    opt.step()
+    return (log_depth - depth_m.log()).detach()
+
+
+def test_default_depth_pull_on_log_depth_equals_diffusionerf_recipe() -> None:
+    """The default depth weight, through the codec and loss the model uses, moves log-depth by exactly as much as
+    DiffusioNeRF's recipe (2e-6 x depth on its disparity code 0.4/d - 1, x0.2) for the same code-space score, at
+    1, 2 and 4 m. Catches the old `x depth` factor kept on the log code (2.9x too strong at 2 m, 5.7x at 4 m), a
+    missing 0.2 multiplier, or a slope dropped from the derivation; plain SGD, so the scale is tested."""
+    depth = torch.tensor([1.0, 2.0, 4.0]).reshape(1, 1, 1, 3)
+    score = torch.full((1, 4, 1, 3), 0.7, dtype=torch.float64)
+    default = PatchRegulariserConfig()
+    assert math.isclose(default.depth_weight, 0.2 * 2e-6 * 0.4 / (2 / math.log(10 / 0.3)), rel_tol=1e-12)
+    rgb = torch.zeros(1, 3, 1, 3, dtype=torch.float64)
+
+    def ours(d: torch.Tensor) -> torch.Tensor:
+        x = encode(rgb, d, straight_through=True)
+        return score_loss(x, score, default.depth_weight, default.rgb_weight, depth_only=True)[1]
+
+    def recipe(d: torch.Tensor) -> torch.Tensor:
+        disparity_code = 2 * 0.2 / d.clamp(min=0.2) - 1
+        return -(0.2 * 2e-6 * d.detach() * score[:, 3:] * disparity_code).sum()
+
+    step_ours, step_recipe = _sgd_log_depth_step(depth, ours), _sgd_log_depth_step(depth, recipe)
+    assert torch.allclose(step_ours.abs(), step_recipe.abs(), rtol=1e-4)
+    assert torch.allclose(step_ours, step_ours[..., :1].expand_as(step_ours), rtol=1e-4)  # uniform in log-depth
+    assert float(step_ours[0, 0, 0, 0]) > 0  # a positive code-space score asks for a larger code: farther
 
 
 def test_confidence_scales_the_gradient_not_the_value() -> None:
@@ -160,6 +195,26 @@ def patch_depth(model, camera: Cameras) -> float:
     return float(depth.mean())
 
 
+def test_floater_near_the_camera_gets_the_prior_pull(demo_scene: Path, untrained_prior: Path, tmp_path: Path) -> None:
+    """Through the model's own patch losses: a patch rendered at 0.1 m (near plane 0.05 m, codec floor 0.3 m) gets a
+    depth gradient as large in log-depth as one at 1 m, pushing it away, while the prior still sees codes in its
+    range. Catches the clamp's dead zone (zero gradient below 0.3 m), e.g. the model encoding without
+    `straight_through`."""
+    trainer = make_trainer(
+        demo_scene, tmp_path, prior_path=untrained_prior, gt_rgb_probability=1.0, distortion_loss_mult=0.0
+    )
+    model, reg = trainer.pipeline.model, trainer.pipeline.model.regulariser
+    reg.prior = TargetDepthPrior(2.0)
+    grads = {}
+    for depth_m in (0.1, 1.0):
+        log_depth = torch.full((PATCH, PATCH), math.log(depth_m), requires_grad=True)
+        model.render_patch = lambda camera, index, d=log_depth: (torch.zeros(PATCH, PATCH, 3), d.exp(), {})
+        model.prior_patch_losses(reg)["prior_depth_loss"].backward()
+        grads[depth_m] = log_depth.grad
+    assert (grads[0.1] < 0).all()  # descending the loss raises the floater's depth, toward the prior's 2 m
+    assert grads[0.1].abs().min() > 0.5 * grads[1.0].abs().max()
+
+
 @pytest.mark.parametrize("target_m", [0.6, 6.0])
 def test_regularised_steps_move_rendered_depth_toward_the_prior(
     demo_scene: Path, untrained_prior: Path, tmp_path: Path, target_m: float
@@ -192,18 +247,47 @@ def test_regularised_steps_move_rendered_depth_toward_the_prior(
     assert abs(after - target_m) < abs(before - target_m) - 0.05
 
 
-def test_timestep_anneals_under_trainer_train(demo_scene: Path, untrained_prior: Path, tmp_path: Path) -> None:
-    """The annealing is driven by a training callback: under nerfstudio's Trainer.train() (as ns-train runs) the
-    timestep must reach t_end. Catches a schedule that only advances when someone calls it by hand."""
-    trainer = make_trainer(
-        demo_scene, tmp_path, iterations=5, prior_path=untrained_prior, t_start=99, t_end=3, anneal_end_step=4
-    )
-    reg = trainer.pipeline.model.regulariser
+def test_few_view_preset_anneals_to_t_end_within_any_budget(
+    demo_scene: Path, untrained_prior: Path, tmp_path: Path
+) -> None:
+    """The preset's own schedule, driven by its training callback under nerfstudio's Trainer.train() (as ns-train
+    runs): an 8-iteration run reaches t_end at a quarter of the budget. Catches a schedule fixed in steps (2500
+    steps: a short run stays near t = 99) and one that only advances when someone calls it by hand."""
+    config = configure_run(diffnerf_few_view_method.config, demo_scene, tmp_path, iterations=8, rays_per_batch=64)
+    model = config.pipeline.model
+    reg = dataclasses.replace(model.regulariser, prior_path=untrained_prior)
+    config.pipeline = dataclasses.replace(config.pipeline, model=dataclasses.replace(model, regulariser=reg))
+    torch.manual_seed(0)
+    trainer = Trainer(config)
+    trainer.setup()
+    regulariser = trainer.pipeline.model.regulariser
     seen: list[int] = []
-    timestep = reg.timestep
-    reg.timestep = lambda: seen.append(timestep()) or seen[-1]
+    timestep = regulariser.timestep
+    regulariser.timestep = lambda: seen.append(timestep()) or seen[-1]
     trainer.train()
-    assert seen == [99, 75, 51, 27, 3]
+    assert seen == [99, 51, 3, 3, 3, 3, 3, 3]
+
+
+def test_every_nth_step_carries_n_steps_of_pull(demo_scene: Path, untrained_prior: Path, tmp_path: Path) -> None:
+    """`every_n_steps = 3` regularises steps 6 and 9 of 12 (start at half the budget) with 3x the losses. Catches
+    a skipped-step schedule that drops the factor (the regulariser then only gets weaker) or ignores the start."""
+    trainer = make_trainer(demo_scene, tmp_path, prior_path=untrained_prior, gt_rgb_probability=0.0)
+    model, reg = trainer.pipeline.model, trainer.pipeline.model.regulariser
+    reg.config.start_fraction, reg.max_num_iterations = 0.5, 12
+
+    def losses(every: int) -> dict[str, torch.Tensor]:
+        reg.config.every_n_steps = every
+        reg.generator.manual_seed(0)
+        torch.manual_seed(0)
+        return {k: v.detach() for k, v in model.prior_patch_losses(reg).items()}
+
+    once, thrice = losses(1), losses(3)
+    assert all(torch.allclose(thrice[k], 3 * once[k]) and once[k] != 0 for k in once)
+    active = []
+    for step in range(12):
+        reg.step = step
+        active += [step] if reg.active_now() else []
+    assert active == [6, 9]
 
 
 def test_gradient_reaches_field_and_viewer_switch(demo_scene: Path, untrained_prior: Path, tmp_path: Path) -> None:

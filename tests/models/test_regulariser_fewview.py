@@ -65,7 +65,7 @@ def held_out_abs_rel(scene: Path, out: Path, prior: Path | None, seed: int) -> t
     spec = diffnerf_few_view_method if prior is not None else diffnerf_few_view_no_prior_method
     config = configure_run(spec.config, scene, out, iterations=ITERATIONS, rays_per_batch=256)
     model = config.pipeline.model
-    reg = dataclasses.replace(model.regulariser, prior_path=prior, seed=seed, anneal_end_step=ITERATIONS)
+    reg = dataclasses.replace(model.regulariser, prior_path=prior, seed=seed)
     config.pipeline = dataclasses.replace(config.pipeline, model=dataclasses.replace(model, regulariser=reg))
     torch.manual_seed(seed)
     trainer = Trainer(config)
