@@ -36,6 +36,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -43,6 +44,7 @@ import torch
 import tyro
 from PIL import Image
 
+from benchmarks.fingerprint import code_fingerprint, config_fingerprint, folder_fingerprint, git_commit
 from data_converters.nerfstudio_scene import RGBDFrame, backproject, load_scene, split_view, write_scene
 from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, load_ground_truth, write_nyu_raw_scene
@@ -75,6 +77,7 @@ COLUMNS = (  # (result key, header, format)
     ("peak_memory_mb", "peak MB", ".0f"),
 )
 RATIOS = ("depth_abs_rel", "chamfer", "seconds_per_iteration")
+PoseRefinement = Literal["off", "SO3xR3", "SE3"]
 
 
 def benchmark_rooms() -> dict[str, tuple[RoomScene, NYURawSpec]]:
@@ -294,8 +297,8 @@ def tsdf_row(view: Path, reference: np.ndarray) -> dict[str, float]:
 
 
 def prior_note(prior: Path) -> str:
-    """Which prior the prior rows used, and how long it trained (from its own `train_*.json`)."""
-    note = f"Prior: `{prior}`"
+    """Which prior the prior rows used (content fingerprint), and how long it trained (its `train_*.json`)."""
+    note = f"Prior: `{prior}` (fingerprint {folder_fingerprint(prior)})"
     config, stats = prior / "train_config.json", prior / "train_stats.json"
     if config.exists() and stats.exists():
         c, s = json.loads(config.read_text()), json.loads(stats.read_text())
@@ -305,6 +308,19 @@ def prior_note(prior: Path) -> str:
             f"{', '.join(Path(d).name for d in c['data'])}"
         )
     return note + "."
+
+
+def reuse_note(runs: list[dict], where: Path) -> str:
+    """How many runs this invocation trained, and when and at which commit the reused ones were trained."""
+    reused = [r for r in runs if r.get("reused")]
+    note = (
+        f"Runs: {len(runs) - len(reused)} trained by this invocation, {len(reused)} reused from earlier ones in "
+        f"`{where}` (same fingerprint: harness flags and budget, code, input files, prior)"
+    )
+    if reused:
+        origins = sorted({f"{r.get('commit', 'unknown commit')} ({r.get('finished', 'unknown date')})" for r in reused})
+        note += f", trained at {', '.join(origins)}"
+    return note + ". Each result JSON carries its fingerprint and commit."
 
 
 def summarise(values: list[float], fmt: str) -> str:
@@ -337,6 +353,12 @@ class Bench:
     """Prior folder for the prior rows; default: train a CPU-sized one on a development room (not a benchmark
     room) with `diffnerf-prior train`, bounded by --prior-minutes."""
     prior_minutes: float = 10.0
+    dense_pose_refinement: PoseRefinement = "SO3xR3"
+    """Pose refinement of every method in the dense rows (nerfstudio's and diffnerf's default)."""
+    few_view_pose_refinement: PoseRefinement = "off"
+    """Pose refinement of every method in the few-view rows (diffnerf-few-view's: too little overlap to refine)."""
+    regulariser_every_n_steps: int | None = None
+    """Override the regulariser's `every_n_steps` in the prior rows (cost study); None keeps the preset's."""
     report: Path = Path("benchmarks/results/nerf.md")
 
     def bench_scenes(self) -> dict[str, BenchScene]:
@@ -371,39 +393,69 @@ class Bench:
         return out
 
     def refine(self, scene: BenchScene, prior: Path) -> None:
-        """Stage 1 once per base scene, through the prior's CLI."""
+        """Stage 1 once per base scene and prior, through the prior's CLI (redone when the prior or code changed)."""
         frames = json.loads((scene.scene_dir / "transforms.json").read_text())["frames"]
-        if all(key in f for f in frames for key in REFINED_LAYERS):  # written last: a killed run leaves none
+        stamp = scene.scene_dir / "refined_with.json"
+        key = {"prior": folder_fingerprint(prior), "code": code_fingerprint()}
+        done = all(key in f for f in frames for key in REFINED_LAYERS)  # written last: a killed run leaves none
+        if done and stamp.exists() and json.loads(stamp.read_text()) == key:
             return
         cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(scene.scene_dir),
                "--prior", str(prior)]
         print(f"[{time.strftime('%H:%M:%S')}] refining {scene.scene_dir}", flush=True)
         subprocess.run(cmd, check=True, env=self.env(threads=2), stdout=subprocess.DEVNULL)
+        stamp.write_text(json.dumps(key))
 
     def env(self, threads: int) -> dict[str, str]:
         return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
     def run(self, method: str, scene: str, setting: str, view: Path, reference: Path, prior: Path | None,
             seed: int, extra: tuple[str, ...] = (), label: str | None = None) -> dict:
-        """One harness process (skipped when its result exists); `extra`: further harness flags, named `label`."""
-        out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.json"
-        if out.exists():
-            return json.loads(out.read_text())
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable, "-m", "benchmarks.nerf_harness", "--method", method, "--scene", str(view), "--out",
-            str(out), "--iterations", str(self.iterations), "--rays-per-batch", str(self.rays_per_batch),
-            "--reference", str(reference), "--seed", str(seed), "--small" if self.small else "--no-small",
-            *(["--few-view"] if setting.startswith("few") else []), *(["--prior", str(prior)] if prior else []),
-            *extra,
+        """One harness process; `extra`: further harness flags, named `label`.
+
+        The result file is keyed by a fingerprint of everything the run depends on (harness flags and budget, the
+        code, the files the run reads, the prior), so only a run this checkout would reproduce is reused; a reused
+        result says so (`reused`).
+        """
+        args = [
+            "--method", method, "--scene", str(view), "--iterations", str(self.iterations), "--rays-per-batch",
+            str(self.rays_per_batch), "--reference", str(reference), "--seed", str(seed),
+            "--small" if self.small else "--no-small", *(["--few-view"] if setting.startswith("few") else []),
+            *(["--prior", str(prior)] if prior else []), *extra,
         ]
+        layers = ("images", "depth", *(REFINED_LAYERS.values() if method in ("diffnerf-refined", "diffnerf-both")
+                                       else ()))
+        fingerprint = config_fingerprint({
+            "args": args, "code": code_fingerprint(), "inputs": folder_fingerprint(view, layers),
+            "prior": folder_fingerprint(prior) if prior else None,
+        })
+        out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.{fingerprint}.json"
+        if out.exists():
+            return {**json.loads(out.read_text()), "reused": True}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
         print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)
         log = out.with_suffix(".log")
         with log.open("w") as f:
             done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}); see {log}")
-        return json.loads(out.read_text())
+        result = {
+            **json.loads(out.read_text()), "fingerprint": fingerprint, "commit": git_commit(),
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        out.write_text(json.dumps(result, indent=2))
+        return {**result, "reused": False}
+
+    def pose_refinement(self, setting: str) -> PoseRefinement:
+        return self.dense_pose_refinement if setting == "dense" else self.few_view_pose_refinement
+
+    def extra_flags(self, method: str, setting: str) -> tuple[str, ...]:
+        """The row's pose refinement for every method; the cost study's regulariser cadence for prior rows."""
+        flags = ("--camera-optimizer-mode", self.pose_refinement(setting))
+        if self.regulariser_every_n_steps is not None and method in ("diffnerf-reg", "diffnerf-both"):
+            flags += ("--regulariser-every-n-steps", str(self.regulariser_every_n_steps))
+        return flags
 
     def main(self) -> None:
         started = time.time()
@@ -425,7 +477,8 @@ class Bench:
                 for method in self.methods:
                     if method != "tsdf-fusion":
                         for seed in self.seeds:
-                            jobs.append((method, name, setting, view, scene.reference, prior, seed))
+                            extra = self.extra_flags(method, setting)
+                            jobs.append((method, name, setting, view, scene.reference, prior, seed, extra))
         results: dict[tuple[str, str], dict[str, list[dict]]] = {}
         with ThreadPoolExecutor(self.jobs) as pool:
             futures = [(job, pool.submit(self.run, *job)) for job in jobs]
@@ -443,7 +496,12 @@ class Bench:
             f"--methods {' '.join(self.methods)}", f"--iterations {self.iterations}",
             f"--rays-per-batch {self.rays_per_batch}", f"--seeds {' '.join(map(str, self.seeds))}",
             "--small" if self.small else "--no-small", f"--downscale {self.downscale}", f"--jobs {self.jobs}",
-            f"--workdir {self.workdir}", f"--report {self.report}", *([f"--prior {self.prior}"] if self.prior else []),
+            f"--workdir {self.workdir}", f"--report {self.report}",
+            f"--dense-pose-refinement {self.dense_pose_refinement}",
+            f"--few-view-pose-refinement {self.few_view_pose_refinement}",
+            *([f"--regulariser-every-n-steps {self.regulariser_every_n_steps}"] if self.regulariser_every_n_steps
+              else []),
+            f"--prior {self.prior}" if self.prior else f"--prior-minutes {self.prior_minutes}",
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)
 
@@ -473,9 +531,9 @@ class Bench:
             f"`{PEER}` as users run it (PSNR: difference in dB). s/it and rays/s count every rendered ray; peak "
             "memory is the run's process peak RSS on CPU, CUDA max allocated on GPU.",
             "",
-            "| scenes | setting | method | " + " | ".join(h for _, h, _ in COLUMNS)
+            "| scenes | setting | pose refinement | method | " + " | ".join(h for _, h, _ in COLUMNS)
             + " | PSNR Δ dB | AbsRel × | Chamfer × | s/it × |",
-            "|" + "---|" * (len(COLUMNS) + 7),
+            "|" + "---|" * (len(COLUMNS) + 8),
         ]
         for group, members in groups.items():
             for setting in self.settings:
@@ -495,9 +553,10 @@ class Bench:
                             summarise([r[k] / peer[s][k] for s, r in runs if s in peer and k in r and peer[s][k]],
                                       ".2f")
                         )
-                    lines.append("| " + " | ".join([group, setting, method, *cells]) + " |")
-        raw = sorted((self.workdir / "runs").rglob("*.seed*.json"))
-        lines += ["", f"Raw results: {len(raw)} JSON files under `{self.workdir / 'runs'}`.", ""]
+                    row = [group, setting, self.pose_refinement(setting), method, *cells]
+                    lines.append("| " + " | ".join(row) + " |")
+        runs = [r for rows in results.values() for method_runs in rows.values() for r in method_runs]
+        lines += ["", reuse_note(runs, self.workdir / "runs"), ""]
         plot = self.report.with_suffix(".png")
         self.plot(groups["synthetic rooms"] or list(scenes), results, plot)
         lines.append(f"![key comparison]({plot.name})")

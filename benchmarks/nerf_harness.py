@@ -270,7 +270,9 @@ class RunArgs:
     disable_scene_contraction: bool | None = None
     """Override the model's scene contraction (defaults study; False on diffnerf contracts space past its box)."""
     camera_optimizer_mode: Literal["off", "SO3xR3", "SE3"] | None = None
-    """Override the model's pose refinement (defaults study)."""
+    """Override the model's pose refinement (the benchmark gives every method of a row the same)."""
+    regulariser_every_n_steps: int | None = None
+    """Override the regulariser's cadence (cost study; prior rows only)."""
 
     def overridden(self, config: TrainerConfig) -> TrainerConfig:
         """The method's config with the study's overrides applied (none by default)."""
@@ -286,6 +288,10 @@ class RunArgs:
         if self.camera_optimizer_mode is not None:
             changes["camera_optimizer"] = dataclasses.replace(
                 config.pipeline.model.camera_optimizer, mode=self.camera_optimizer_mode
+            )
+        if self.regulariser_every_n_steps is not None:
+            changes["regulariser"] = dataclasses.replace(
+                config.pipeline.model.regulariser, every_n_steps=self.regulariser_every_n_steps
             )
         model = dataclasses.replace(config.pipeline.model, **changes)
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
@@ -314,6 +320,7 @@ class RunArgs:
             "method": self.method,
             "scene": str(self.scene),
             "few_view": self.few_view,
+            "camera_optimizer": config.pipeline.model.camera_optimizer.mode,
             "seed": self.seed,
             "iterations": self.iterations,
             "rays_per_batch": self.rays_per_batch,

@@ -114,7 +114,7 @@ class Study:
             "sun3d_dev": sun3d_scene(self.workdir, bench.downscale, role="prior"),
             "dev_room": synthetic_scene("dev_room", *development_room(), self.workdir, bench.downscale),
         }
-        jobs, reused = [], 0
+        jobs = []
         for seed in self.seeds:  # seed-major: a partial run still has every row for the first seeds
             for name, scene in scenes.items():
                 view = split(scene.scene_dir, self.workdir / "views" / name / "dense", None)
@@ -122,13 +122,13 @@ class Study:
                     _, method, extra = VARIANTS[key]
                     label = method + "".join(extra).replace("--", "_")
                     jobs.append((key, name, (method, name, "dense", view, scene.reference, None, seed, extra, label)))
-                    # Bench.run reuses a run whose result file exists: the report says how many it did not train.
-                    reused += (self.workdir / "runs" / name / "dense" / f"{label}.seed{seed}.json").exists()
         with ThreadPoolExecutor(self.jobs) as pool:
             futures = [(key, name, pool.submit(bench.run, *args)) for key, name, args in jobs]
             results: dict[tuple[str, str], list[dict]] = {}
             for key, name, future in futures:
                 results.setdefault((key, name), []).append(future.result())
+        # Bench.run reuses a run with the same fingerprint: the report says how many it did not train.
+        reused = sum(bool(r.get("reused")) for rows in results.values() for r in rows)
         self.write(scenes, keys, results, time.time() - started, reused)
 
     def write(self, scenes: dict, keys: list[str], results: dict[tuple[str, str], list[dict]], seconds: float,
