@@ -58,6 +58,7 @@ def config_fingerprint(config: dict[str, Any]) -> str:
 
 def git_commit() -> str:
     """The checkout's commit, marked `-dirty` when sources differ from it (recorded beside each result)."""
+
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
         return done.stdout.strip()
