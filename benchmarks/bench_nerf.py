@@ -274,12 +274,8 @@ def icl_scene(work: Path, width: int = 160, height: int = 120) -> BenchScene:
 
 
 def split(base: Path, out: Path, num_train: int | None) -> Path:
-    """split_view, plus the refined-depth layers when the base scene has them."""
-    view = split_view(base, out, num_train, EVAL_INTERVAL)
-    for sub in REFINED_LAYERS.values():
-        if (base / sub).is_dir() and not (view / sub).exists():
-            (view / sub).symlink_to((base / sub).resolve())
-    return view
+    """The benchmark's view of a scene: every EVAL_INTERVAL-th frame held out, `num_train` training frames."""
+    return split_view(base, out, num_train, EVAL_INTERVAL)
 
 
 def tsdf_row(view: Path, reference: np.ndarray) -> dict[str, float]:
@@ -392,17 +388,19 @@ class Bench:
             subprocess.run(cmd, check=True, env=self.env(threads=2))
         return out
 
-    def refine(self, scene: BenchScene, prior: Path) -> None:
-        """Stage 1 once per base scene and prior, through the prior's CLI (redone when the prior or code changed)."""
-        frames = json.loads((scene.scene_dir / "transforms.json").read_text())["frames"]
-        stamp = scene.scene_dir / "refined_with.json"
+    def refine(self, view: Path, prior: Path) -> None:
+        """Stage 1 on a view's training frames (the only ones supervised with it), through the prior's CLI; redone
+        when the prior or the code changed."""
+        meta = json.loads((view / "transforms.json").read_text())
+        train = set(meta["train_filenames"])
+        stamp = view / "refined_with.json"
         key = {"prior": folder_fingerprint(prior), "code": code_fingerprint()}
-        done = all(key in f for f in frames for key in REFINED_LAYERS)  # written last: a killed run leaves none
-        if done and stamp.exists() and json.loads(stamp.read_text()) == key:
+        done = all(k in f for f in meta["frames"] if f["file_path"] in train for k in REFINED_LAYERS)
+        if done and stamp.exists() and json.loads(stamp.read_text()) == key:  # layers are written last
             return
-        cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(scene.scene_dir),
-               "--prior", str(prior)]
-        print(f"[{time.strftime('%H:%M:%S')}] refining {scene.scene_dir}", flush=True)
+        cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(view), "--prior", str(prior),
+               "--train-only"]
+        print(f"[{time.strftime('%H:%M:%S')}] refining the {len(train)} training frames of {view}", flush=True)
         subprocess.run(cmd, check=True, env=self.env(threads=2), stdout=subprocess.DEVNULL)
         stamp.write_text(json.dumps(key))
 
@@ -463,9 +461,7 @@ class Bench:
         scenes = self.bench_scenes()
         uses_prior = any(m in PRIOR_METHODS for m in self.methods)
         prior = self.prior_dir() if uses_prior else None
-        if any(m in ("diffnerf-refined", "diffnerf-both") for m in self.methods):
-            for scene in scenes.values():
-                self.refine(scene, prior)
+        refined = any(m in ("diffnerf-refined", "diffnerf-both") for m in self.methods)
         jobs = []
         for name, scene in scenes.items():
             num_frames = len(load_scene(scene.scene_dir).c2w)
@@ -474,6 +470,8 @@ class Bench:
                 if num_train is not None and 2 * num_train > num_frames - len(range(0, num_frames, EVAL_INTERVAL)):
                     continue  # ICL has 4 training frames: dense is already few-view there
                 view = split(scene.scene_dir, self.workdir / "views" / name / setting, num_train)
+                if refined:
+                    self.refine(view, prior)
                 for method in self.methods:
                     if method != "tsdf-fusion":
                         for seed in self.seeds:

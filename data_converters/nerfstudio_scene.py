@@ -112,13 +112,16 @@ def write_scene(
     return out_dir / "transforms.json"
 
 
-def write_frame_layers(scene_dir: Path, folders: Mapping[str, str], layers: Iterable[Mapping[str, np.ndarray]]) -> Path:
+def write_frame_layers(
+    scene_dir: Path, folders: Mapping[str, str], layers: Iterable[Mapping[str, np.ndarray] | None]
+) -> Path:
     """Add extra per-frame uint16 PNG layers (e.g. refined depth, confidence) to an existing scene.
 
     `folders` maps each new transforms.json frame key to the folder its PNGs go to; `layers` yields,
-    for every frame in order, one (H, W) uint16 image per key. Files take the name of the frame's
-    depth PNG. transforms.json is updated once, atomically, after every frame was written, so an
-    interrupted run leaves the scene as it was. Returns the path of `transforms.json`.
+    for every frame in order, one (H, W) uint16 image per key, or None for a frame that gets no layers
+    (readers then use its raw depth). Files take the name of the frame's depth PNG. transforms.json is
+    updated once, atomically, after every frame was written, so an interrupted run leaves the scene as
+    it was. Returns the path of `transforms.json`.
     """
     scene_dir = Path(scene_dir)
     path = scene_dir / "transforms.json"
@@ -128,6 +131,9 @@ def write_frame_layers(scene_dir: Path, folders: Mapping[str, str], layers: Iter
         (scene_dir / folder).mkdir(exist_ok=True)
     written = 0
     for frame, images in zip(frames, layers, strict=False):
+        written += 1
+        if images is None:
+            continue
         name = Path(frame["depth_file_path"]).name
         for key, folder in folders.items():
             image = images[key]
@@ -137,7 +143,6 @@ def write_frame_layers(scene_dir: Path, folders: Mapping[str, str], layers: Iter
                 )
             Image.fromarray(image).save(scene_dir / folder / name)
             frame[key] = f"{folder}/{name}"
-        written += 1
     if written != len(frames):
         raise ValueError(f"{scene_dir}: got layers for {written} of {len(frames)} frames")
     tmp = path.with_suffix(".json.tmp")
@@ -174,7 +179,14 @@ def split_view(scene_dir: Path, out: Path, num_train: int | None, eval_interval:
         if not link.exists():
             link.symlink_to((scene_dir / sub).resolve())
     meta.update(train_filenames=train, val_filenames=held_out, test_filenames=held_out)
-    (out / "transforms.json").write_text(json.dumps(meta, indent=1))
+    path = out / "transforms.json"
+    if path.exists():  # keep layers written into the view (refined depth of its training frames) if its split holds
+        old = json.loads(path.read_text())
+        if old.get("train_filenames") == train and len(old["frames"]) == len(meta["frames"]):
+            for frame, kept in zip(meta["frames"], old["frames"], strict=True):
+                if kept["file_path"] == frame["file_path"]:
+                    frame.update({k: v for k, v in kept.items() if k not in frame})
+    path.write_text(json.dumps(meta, indent=1))
     return out
 
 

@@ -59,11 +59,13 @@ class Refine:
     sampling: RefineConfig = field(default_factory=RefineConfig)
     device: str = "auto"
     """`auto`: CUDA when available, else CPU."""
+    train_only: bool = False
+    """Refine only the frames in transforms.json's train_filenames (the only ones supervised with it)."""
 
     def main(self) -> None:
         device = resolve_device(self.device)
         prior = RGBDPrior.from_pretrained(self.prior or ensure_scene_prior(self.scene), device=device)
-        print(f"updated {refine_scene(prior, self.scene, self.sampling)}")
+        print(f"updated {refine_scene(prior, self.scene, self.sampling, self.train_only)}")
 
 
 @dataclass

@@ -16,6 +16,7 @@ freedom); at observed pixels it is the Kinect noise, sigma = c z^2 (Khoshelham a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,13 +206,30 @@ def refine_depth(
     )
 
 
-def refine_scene(prior: RGBDPrior, scene_dir: Path, config: RefineConfig | None = None) -> Path:
-    """Refine every frame of a converted scene; adds the `REFINED_LAYERS` through the scene writer."""
+def refine_scene(
+    prior: RGBDPrior, scene_dir: Path, config: RefineConfig | None = None, train_only: bool = False
+) -> Path:
+    """Refine the frames of a converted scene; adds the `REFINED_LAYERS` through the scene writer.
+
+    `train_only` refines just the frames in transforms.json's `train_filenames`: only training views are
+    supervised with refined depth (held-out views are scored on raw depth), so the rest would be wasted work.
+    """
     scene_dir = Path(scene_dir)
     scene = load_scene(scene_dir)
+    wanted = range(len(scene.image_paths))
+    if train_only:
+        meta = json.loads((scene_dir / "transforms.json").read_text())
+        if "train_filenames" not in meta:
+            raise ValueError(f"{scene_dir / 'transforms.json'}: --train-only needs a train_filenames list")
+        train = {(scene_dir / name).resolve() for name in meta["train_filenames"]}
+        wanted = [i for i, path in enumerate(scene.image_paths) if Path(path).resolve() in train]
+    wanted = set(wanted)
 
-    def layers() -> Iterator[dict[str, np.ndarray]]:
+    def layers() -> Iterator[dict[str, np.ndarray] | None]:
         for i in tqdm(range(len(scene.image_paths)), desc="refining depth"):
+            if i not in wanted:
+                yield None
+                continue
             rgb, raw = scene.rgb(i), scene.depth(i)
             if rgb.shape[:2] != (scene.height, scene.width) or raw.shape != (scene.height, scene.width):
                 raise ValueError(
