@@ -49,12 +49,11 @@ from data_converters.nerfstudio_scene import RGBDFrame, backproject, load_scene,
 from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.synthetic.nyu_raw_writer import NYURawSpec, load_ground_truth, write_nyu_raw_scene
 from data_converters.synthetic.room import Box, RoomScene
-from diffnerf_ns.data_split import Role, sun3d_group
+from diffnerf_ns.data_split import EVAL_INTERVAL, Role, sun3d_group
 from diffnerf_ns.metrics import absolute_trajectory_error, align_rigid, surface_metrics
 from diffnerf_ns.prior.refine import REFINED_LAYERS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-EVAL_INTERVAL = 8
 PEER = "depth-nerfacto"
 NERF_METHODS = (
     "depth-nerfacto",

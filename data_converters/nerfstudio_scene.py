@@ -161,7 +161,7 @@ def backproject(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray, stride: int =
     return (c2w[:3, :3] @ cam + c2w[:3, 3:4]).T
 
 
-def split_view(scene_dir: Path, out: Path, num_train: int | None, eval_interval: int = 8) -> Path:
+def split_view(scene_dir: Path, out: Path, num_train: int | None, eval_interval: int) -> Path:
     """A view of a scene (its transforms.json with explicit split lists; images and depth linked, not copied):
     every `eval_interval`-th frame held out, and `num_train` training frames spread evenly over the rest
     (None = all of them). nerfstudio's parsers honour the lists, so every method sees the same split."""

@@ -21,6 +21,10 @@ from typing import Literal
 
 Role = Literal["prior", "scored"]
 
+EVAL_INTERVAL = 8
+"""Every 8th frame of a scene is held out for evaluation (the NeRF convention, REFERENCE §3): the rgbd
+dataparser's default and the NeRF benchmark's views both use it."""
+
 SUN3D_GROUPS: dict[Role, str] = {"prior": "fragment-1-rgbd-frames", "scored": "fragment-2-rgbd-frames"}
 """3DMatch-layout group (folder) of the SUN3D study fixture on each side of the split."""
 

@@ -26,6 +26,8 @@ from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
 from data_converters.layouts import Layout
 from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, backproject, read_depth_png
+from data_converters.phone import check_scene_has_depth, polycam_confidence
+from diffnerf_ns.data_split import EVAL_INTERVAL
 
 
 @dataclass
@@ -54,7 +56,7 @@ class RgbdDataParserConfig(NerfstudioDataParserConfig):
     """Converted NYU raw scenes are levelled z-up from the accelerometer; other layouts keep their world frame."""
     center_method: Literal["poses", "focus", "none"] = "poses"
     eval_mode: Literal["fraction", "filename", "interval", "all"] = "interval"
-    eval_interval: int = 8
+    eval_interval: int = EVAL_INTERVAL
     """Every eval_interval-th frame is held out for evaluation."""
     scene_box_percentile: float = 0.5
     """Depth points outside this percentile (per axis, each side) are ignored when fitting the box."""
@@ -87,6 +89,43 @@ class RgbdDataParser(Nerfstudio):
             outputs = self._use_refined_depth(outputs, scene_dir, meta, scene_parser)
         outputs.scene_box = SceneBox(aabb=torch.stack([lo, hi]).float())
         outputs.metadata["dataparser_scale"] = outputs.dataparser_scale
+        return outputs
+
+    def get_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
+        """nerfstudio's entry point. A scene given as --data is first checked for depth (the error names the
+        phone-capture fix), and its training frames' raw depth is weighted by the sensor's own confidence where
+        the scene still has it (a Polycam zip processed by `ns-process-data polycam --use-depth`)."""
+        scene_dir = Path(self.config.data)
+        given_scene = (scene_dir / "transforms.json").is_file()
+        if given_scene:
+            check_scene_has_depth(scene_dir)
+        outputs = super().get_dataparser_outputs(split, **kwargs)
+        if given_scene and split == "train":
+            outputs = self._use_sensor_confidence(outputs, scene_dir)
+        return outputs
+
+    def _use_sensor_confidence(self, outputs: DataparserOutputs, scene_dir: Path) -> DataparserOutputs:
+        """Per-pixel sensor confidence for frames supervised by raw depth; refined frames keep the prior's own.
+
+        Frames are matched by image file name, which `--downscale-factor N` keeps (only the folder changes).
+        """
+        meta = json.loads((scene_dir / "transforms.json").read_text())
+        sensor = polycam_confidence(scene_dir, meta)
+        if sensor is None:
+            return outputs
+        names = [Path(f["file_path"]).name for f in meta["frames"]]
+        if len(set(names)) != len(names):
+            return outputs
+        by_name = dict(zip(names, zip(meta["frames"], sensor, strict=True), strict=True))
+        depths = outputs.metadata["depth_filenames"]
+        current = outputs.metadata.get("depth_confidence_filenames") or [None] * len(depths)
+        confidence = []
+        for image, depth, conf in zip(outputs.image_filenames, depths, current, strict=True):
+            frame, sensor_conf = by_name[Path(image).name]
+            refined = frame.get("refined_depth_file_path")
+            uses_refined = refined is not None and Path(depth) == scene_dir / refined
+            confidence.append(conf if uses_refined else sensor_conf)
+        outputs.metadata["depth_confidence_filenames"] = confidence
         return outputs
 
     def _resolve_scene(self) -> Path:

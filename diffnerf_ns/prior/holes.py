@@ -20,14 +20,7 @@ from data_converters.synthetic.kinect_noise import (
     normals_from_depth,
     projector_shadow,
 )
-
-
-def _nearest_filled(depth: np.ndarray) -> np.ndarray:
-    holes = depth <= 0
-    if not holes.any():
-        return depth
-    _, (iy, ix) = ndimage.distance_transform_edt(holes, return_indices=True)
-    return depth[iy, ix]
+from diffnerf_ns.prior.baselines import nearest_fill
 
 
 def realistic_hole_mask(
@@ -55,7 +48,7 @@ def realistic_hole_mask(
     h, w = depth.shape
     fx = default_focal_px(w) if fx is None else fx
     budget = rng.uniform(*fraction) * valid.sum()
-    filled = _nearest_filled(depth)
+    filled = nearest_fill(depth)
     stretch = rng.uniform(1.5, 4.0)
     shadow = projector_shadow(filled, fx, sensor.baseline_m * stretch)
     if sensor.ir_camera_offset_m:

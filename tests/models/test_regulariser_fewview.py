@@ -13,6 +13,7 @@ from nerfstudio.cameras.cameras import Cameras
 from nerfstudio.engine.trainer import Trainer
 
 from data_converters.nerfstudio_scene import split_view
+from diffnerf_ns.data_split import EVAL_INTERVAL
 from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.diffnerf_config import diffnerf_few_view_method, diffnerf_few_view_no_prior_method
 from diffnerf_ns.presets import configure_run
@@ -27,7 +28,7 @@ SEEDS = (0, 1, 2)
 def few_view(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """3 training views of the demo room, and a tiny prior fitted on the patches of those 3 views only."""
     root = tmp_path_factory.mktemp("few_view")
-    scene = split_view(demo_scene, root / "scene", num_train=3)
+    scene = split_view(demo_scene, root / "scene", num_train=3, eval_interval=EVAL_INTERVAL)
     train = set(json.loads((scene / "transforms.json").read_text())["train_filenames"])
     frames = [f for f in frames_from_scene(demo_scene) if f"images/{Path(f.name).name}" in train]
     assert len(frames) == 3

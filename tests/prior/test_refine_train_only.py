@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from data_converters.nerfstudio_scene import split_view
+from diffnerf_ns.data_split import EVAL_INTERVAL
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import REFINED_LAYERS, RefineConfig, refine_scene
 
@@ -23,9 +24,12 @@ def test_train_only_refines_the_training_frames_and_the_view_keeps_them(demo_sce
     layers kept after the split changed (other frames' refined depth)."""
     torch.manual_seed(0)
     prior = RGBDPrior.create(patch_size=16, block_out_channels=(8, 16), layers_per_block=1, attention=False)
-    view = split_view(demo_scene, tmp_path / "view", num_train=3)
-    train = json.loads((view / "transforms.json").read_text())["train_filenames"]
-    refine_scene(prior, view, RefineConfig(steps=2, samples=2, overlap=4), train_only=True)
-    assert sorted(_refined(view)) == sorted(train)
-    assert sorted(_refined(split_view(demo_scene, tmp_path / "view", num_train=3))) == sorted(train)
-    assert _refined(split_view(demo_scene, tmp_path / "view", num_train=4)) == []
+
+    def view(num_train: int) -> Path:
+        return split_view(demo_scene, tmp_path / "view", num_train, EVAL_INTERVAL)
+
+    train = json.loads((view(3) / "transforms.json").read_text())["train_filenames"]
+    refine_scene(prior, view(3), RefineConfig(steps=2, samples=2, overlap=4), train_only=True)
+    assert sorted(_refined(tmp_path / "view")) == sorted(train)
+    assert sorted(_refined(view(3))) == sorted(train)
+    assert _refined(view(4)) == []
