@@ -17,6 +17,7 @@ Without `--prior`, a small prior is trained here first for at most `--train.max-
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shlex
@@ -38,6 +39,7 @@ from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.data_split import sun3d_group
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.refine import RefineConfig, Refinement, refine_depth
 from diffnerf_ns.prior.sources import synthetic_room_frames
 from diffnerf_ns.prior.train import TrainConfig, train_prior
@@ -60,18 +62,9 @@ class Bench:
     prior: Path | None = None
     """A trained prior folder; without it one is trained on synthetic frames first."""
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
+        default_factory=lambda: dataclasses.replace(
+            PRIOR_PRESETS["cpu-bench"],
             out=Path("outputs/bench_prior"),
-            patch_size=24,
-            block_out_channels=(16, 32),
-            layers_per_block=1,
-            attention=False,
-            steps=4000,
-            batch_size=32,
-            lr=2e-3,
-            warmup_steps=100,
-            ema_decay=0.995,
-            checkpoint_every=1000,
             max_minutes=12.0,
             resume=False,  # a benchmark run trains from scratch, so its time and step counts are its own
         )

@@ -24,17 +24,14 @@ import torch
 import tyro
 
 from diffnerf_ns.prior.patches import RGBDPatchDataset
+from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.sources import synthetic_room_frames
-from diffnerf_ns.prior.train import TrainConfig, train_prior
+from diffnerf_ns.prior.train import train_prior
 
 CONFIGS = {
-    "test-size (16 px, UNet 16-32, batch 32)": TrainConfig(
-        patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False, batch_size=32
-    ),
-    "bench-size (24 px, UNet 16-32, batch 32)": TrainConfig(
-        patch_size=24, block_out_channels=(16, 32), layers_per_block=1, attention=False, batch_size=32
-    ),
-    "shippable (48 px, UNet 32-64-128-192 + attention, batch 64)": TrainConfig(),
+    "test-size (16 px, UNet 16-32, batch 32)": PRIOR_PRESETS["test"],
+    "bench-size (24 px, UNet 16-32, batch 32)": PRIOR_PRESETS["cpu-bench"],
+    "shippable (48 px, UNet 32-64-128-192 + attention, batch 64)": PRIOR_PRESETS["shippable"],
 }
 
 

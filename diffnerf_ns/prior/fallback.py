@@ -6,26 +6,18 @@ better. The result is cached in `<scene>/prior/`, and an interrupted fit resumes
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.sources import frames_from_scene
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
 
 def scene_prior_config(out: Path) -> TrainConfig:
-    """A narrower, shorter run than the NYU prior: a few minutes on one GPU."""
-    return TrainConfig(
-        out=out,
-        block_out_channels=(32, 64, 128, 256),
-        layers_per_block=1,
-        steps=4000,
-        batch_size=64,
-        lr=5e-4,
-        warmup_steps=200,
-        ema_decay=0.999,
-        checkpoint_every=1000,
-    )
+    """The `scene` preset: a narrower, shorter run than the shippable prior (a few minutes on one GPU)."""
+    return dataclasses.replace(PRIOR_PRESETS["scene"], out=out)
 
 
 def ensure_scene_prior(scene_dir: Path, config: TrainConfig | None = None, force: bool = False) -> Path:

@@ -17,8 +17,9 @@ from diffnerf_ns.data_split import EVAL_INTERVAL
 from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.diffnerf_config import diffnerf_few_view_method, diffnerf_few_view_no_prior_method
 from diffnerf_ns.presets import configure_run
+from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.sources import frames_from_scene
-from diffnerf_ns.prior.train import TrainConfig, train_prior
+from diffnerf_ns.prior.train import train_prior
 
 ITERATIONS = 120
 SEEDS = (0, 1, 2)
@@ -32,9 +33,9 @@ def few_view(demo_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
     train = set(json.loads((scene / "transforms.json").read_text())["train_filenames"])
     frames = [f for f in frames_from_scene(demo_scene) if f"images/{Path(f.name).name}" in train]
     assert len(frames) == 3
-    prior = TrainConfig(
-        out=root / "prior", patch_size=16, block_out_channels=(32, 64), layers_per_block=1, attention=False,
-        steps=1500, batch_size=16, lr=1e-3, warmup_steps=20, ema_decay=0.99, checkpoint_every=10_000,
+    prior = dataclasses.replace(  # the test preset, wider and longer: it must fit three views well
+        PRIOR_PRESETS["test"], out=root / "prior", block_out_channels=(32, 64), steps=1500, batch_size=16, lr=1e-3,
+        ema_decay=0.99, checkpoint_every=10_000,
     )  # fmt: skip
     train_prior(frames, prior)
     return scene, prior.out

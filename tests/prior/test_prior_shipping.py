@@ -6,6 +6,7 @@ import io
 import json
 import math
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 from benchmarks import ship_prior, train_default_prior
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.model_card import TrainingRun, cumulative_steps, read_runs, write_card
+from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.train import TrainConfig, _lr_schedule
 
 
@@ -108,11 +110,11 @@ def test_continued_training_starts_at_the_cards_step(tmp_path: Path) -> None:
     from diffnerf_ns.prior.train import train_prior
 
     frames = list(synthetic_room_frames(1, 48, 36, seed=1))
-    tiny = dict(patch_size=16, block_out_channels=(16, 32), layers_per_block=1, attention=False, batch_size=2)
-    tiny |= dict(warmup_steps=1, bank_size=32, bank_chunk=16, crops_per_frame=8, resume=False)
-    train_prior(frames, TrainConfig(out=tmp_path / "first", steps=2, **tiny))
+    tiny = dict(batch_size=2, warmup_steps=1, bank_size=32, bank_chunk=16, crops_per_frame=8, resume=False)
+    test = PRIOR_PRESETS["test"]
+    train_prior(frames, replace(test, out=tmp_path / "first", steps=2, **tiny))
     losses = train_prior(
-        frames, TrainConfig(out=tmp_path / "second", steps=502, init_from=tmp_path / "first", init_step=500, **tiny)
+        frames, replace(test, out=tmp_path / "second", steps=502, init_from=tmp_path / "first", init_step=500, **tiny)
     )
     stats = json.loads((tmp_path / "second" / "train_stats.json").read_text())
     assert len(losses) == 2 and stats["start_step"] == 500

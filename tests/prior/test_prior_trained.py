@@ -22,24 +22,16 @@ from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import RGBDPatchDataset
+from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.refine import RefineConfig, refine_depth, refine_scene
 from diffnerf_ns.prior.sources import synthetic_room_frames
-from diffnerf_ns.prior.train import TrainConfig, denoising_loss, train_prior
+from diffnerf_ns.prior.train import denoising_loss, train_prior
 
 pytestmark = pytest.mark.slow  # trains a prior: 8.1 min measured on the shared 2-core CPU
 
 WIDTH, HEIGHT = 96, 72
-TINY = TrainConfig(
-    patch_size=16,
-    block_out_channels=(16, 32),
-    layers_per_block=1,
-    attention=False,
-    steps=400,
-    batch_size=32,
-    lr=2e-3,
-    warmup_steps=20,
-    ema_decay=0.995,
-    checkpoint_every=200,
+TINY = replace(
+    PRIOR_PRESETS["test"],
     resume=False,
     bank_size=1024,
     bank_chunk=128,
