@@ -18,13 +18,15 @@ from data_converters.cache import default_output
 from data_converters.capture import Capture, CaptureFormatError
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.plain import read_plain
+from data_converters.layouts.record3d import read_record3d
 from data_converters.layouts.redwood import read_redwood
+from data_converters.layouts.scannet import read_scannet
 from data_converters.layouts.threedmatch import read_threedmatch
 from data_converters.layouts.tum import read_tum
 from data_converters.nyu.convert import RawOptions, convert_raw
 from data_converters.nyu.labeled import export_labeled_scene, labeled_pose_config
 from data_converters.poses import PoseConfig
-from data_converters.resolve import ensure_nerfstudio_scene
+from data_converters.resolve import capture_name, ensure_nerfstudio_scene
 from data_converters.synthetic.corpus import Split, write_corpus
 from data_converters.synthetic.demo_scene import make_demo_scene
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
@@ -45,7 +47,7 @@ class _CaptureCommand:
         raise NotImplementedError
 
     def main(self) -> None:
-        out = self.out or default_output(self.root, Path(self.root).resolve().name)
+        out = self.out or default_output(self.root, capture_name(self.root))
         print(f"wrote {convert_capture(self.read(), out, self.options)}")
 
 
@@ -86,6 +88,22 @@ class Threedmatch(_CaptureCommand):
 
     def read(self) -> Capture:
         return read_threedmatch(self.root)
+
+
+@dataclass
+class Record3d(_CaptureCommand):
+    """Record3D "EXR + JPG sequence" export: metadata.json, rgb/<i>.jpg, depth/<i>.exr (metres, at depth size)."""
+
+    def read(self) -> Capture:
+        return read_record3d(self.root)
+
+
+@dataclass
+class Scannet(_CaptureCommand):
+    """ScanNet: a .sens file (or a scan folder holding one), or its exporter's color/, depth/, pose/, intrinsic/."""
+
+    def read(self) -> Capture:
+        return read_scannet(self.root)
 
 
 @dataclass
@@ -191,6 +209,8 @@ COMMANDS = {
     "tum": Tum,
     "redwood": Redwood,
     "threedmatch": Threedmatch,
+    "record3d": Record3d,
+    "scannet": Scannet,
     "plain": Plain,
     "nyu-raw": NyuRaw,
     "nyu-labeled": NyuLabeled,

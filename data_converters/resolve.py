@@ -14,7 +14,9 @@ from data_converters.capture import Capture, CaptureFormatError
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts import Layout
 from data_converters.layouts.plain import is_plain, read_plain
+from data_converters.layouts.record3d import is_record3d, read_record3d
 from data_converters.layouts.redwood import is_redwood, read_redwood
+from data_converters.layouts.scannet import is_scannet, read_scannet
 from data_converters.layouts.threedmatch import is_threedmatch, read_threedmatch
 from data_converters.layouts.tum import is_tum, read_tum
 from data_converters.nyu.convert import convert_raw
@@ -26,6 +28,12 @@ def _is_nyu_raw(folder: Path) -> bool:
     return any(f is not None and f.kind == "d" for f in map(parse_filename, folder.iterdir()))
 
 
+def capture_name(data: Path) -> str:
+    """Name of a capture's default output folder: the folder's name, or a capture file's stem (scene0000_00.sens)."""
+    data = Path(data).resolve()
+    return data.stem if data.is_file() else data.name
+
+
 def detect_layout(data: Path) -> Layout:
     """The layout of `data`, checked from the most to the least specific signature."""
     data = Path(data)
@@ -34,11 +42,17 @@ def detect_layout(data: Path) -> Layout:
     if data.is_file():
         if data.suffix == ".mat":
             return "nyu-labeled"
-        raise CaptureFormatError(f"{data}: a file, but only the NYU labeled .mat is accepted as a single file")
+        if is_scannet(data):
+            return "scannet"
+        raise CaptureFormatError(
+            f"{data}: a file, but only the NYU labeled .mat or a ScanNet .sens is accepted as a single file"
+        )
     if (data / "transforms.json").is_file():
         return "scene"
     for layout, test in (
         ("nyu-raw", _is_nyu_raw),
+        ("scannet", is_scannet),
+        ("record3d", is_record3d),
         ("tum", is_tum),
         ("threedmatch", is_threedmatch),
         ("redwood", is_redwood),
@@ -48,7 +62,9 @@ def detect_layout(data: Path) -> Layout:
             return layout
     raise CaptureFormatError(
         f"{data}: no known RGB-D layout; expected one of: NYU raw (d-*.pgm, r-*.ppm), TUM (rgb.txt, depth.txt), "
-        "3DMatch/7-Scenes/SUN3D (frame-*.color.png, frame-*.depth.png), Redwood/ICL (color/, depth/, "
+        "3DMatch/7-Scenes/SUN3D (frame-*.color.png, frame-*.depth.png), ScanNet (a .sens, or color/, depth/, pose/, "
+        "intrinsic/), Record3D (metadata.json, rgb/, depth/*.exr), "
+        "Redwood/ICL (color/, depth/, "
         "camera_*.json or *.log), plain (rgb/ or color/, depth/, intrinsics.txt), or a converted scene "
         "(transforms.json)"
     )
@@ -57,7 +73,13 @@ def detect_layout(data: Path) -> Layout:
 def read_capture(data: Path, layout: Layout = "auto", depth_unit: float = 1e-3) -> Capture:
     """Parse a capture folder of a generic layout (not NYU, which has its own registration pipeline)."""
     layout = detect_layout(data) if layout == "auto" else layout
-    readers = {"tum": read_tum, "threedmatch": read_threedmatch, "redwood": read_redwood}
+    readers = {
+        "tum": read_tum,
+        "threedmatch": read_threedmatch,
+        "redwood": read_redwood,
+        "record3d": read_record3d,
+        "scannet": read_scannet,
+    }
     if layout == "plain":
         return read_plain(data, depth_unit=depth_unit)
     if layout not in readers:
@@ -83,7 +105,7 @@ def ensure_nerfstudio_scene(
         if scene_name is None:
             raise NYUFormatError(f"{data}: a labeled .mat needs a scene name (e.g. kitchen_0028b)")
         return export_labeled_scene(data, scene_name, out or default_output(data, scene_name, cache_dir))
-    out = out or default_output(data, data.resolve().name, cache_dir)
+    out = out or default_output(data, capture_name(data), cache_dir)
     if layout == "nyu-raw":
         return convert_raw(data, out)
     return convert_capture(read_capture(data, layout, depth_unit), out, options)

@@ -29,13 +29,32 @@ HAS_CUDA = default_device() == "cuda"
 """Sizes and precision of the registered configs follow the machine that builds them."""
 
 
+@dataclasses.dataclass
+class DiffNerfTrainerConfig(TrainerConfig):
+    """nerfstudio's TrainerConfig, checking `--data` before `ns-train` writes the run folder's config.yml.
+
+    `ns-train` saves the config before any data is read, so a bad `--data` used to end in a traceback with an
+    empty run folder left behind; this is the last hook before that save.
+    """
+
+    def save_config(self) -> None:
+        datamanager = self.pipeline.datamanager
+        parser = datamanager.dataparser
+        if isinstance(parser, RgbdDataParserConfig):
+            data = datamanager.data if datamanager.data is not None else parser.data
+            problem = dataclasses.replace(parser, data=data).data_problem()
+            if problem is not None:
+                raise SystemExit(f"ns-train {self.method_name}: {problem}")
+        super().save_config()
+
+
 def _trainer(
     method_name: str,
     model: DiffNerfModelConfig,
     max_num_iterations: int = 30000,
     depth_source: Literal["raw", "refined"] = "refined",
 ) -> TrainerConfig:
-    return TrainerConfig(
+    return DiffNerfTrainerConfig(
         method_name=method_name,
         steps_per_eval_batch=500,
         steps_per_save=2000,

@@ -2,5 +2,7 @@
 
 from typing import Literal
 
-Layout = Literal["auto", "scene", "nyu-raw", "nyu-labeled", "tum", "redwood", "threedmatch", "plain"]
+Layout = Literal[
+    "auto", "scene", "nyu-raw", "nyu-labeled", "tum", "redwood", "threedmatch", "record3d", "scannet", "plain"
+]
 """Names of the accepted `--data` layouts ('scene' = already converted, 'auto' = detect)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from data_converters.depth_registration import reproject_depth
 from data_converters.nyu import calibration as cal
 from data_converters.nyu.calibration import raw_to_metres
 
@@ -28,7 +29,7 @@ class RegisteredFrame:
 
 
 class DepthRegistration:
-    """Precomputed undistortion maps and depth rays for the NYU Kinect calibration."""
+    """Precomputed undistortion maps for the NYU Kinect calibration; depth moves by `reproject_depth`."""
 
     def __init__(self, crop: bool = True) -> None:
         size = (cal.WIDTH, cal.HEIGHT)
@@ -37,10 +38,6 @@ class DepthRegistration:
         self._depth_maps = cv2.initUndistortRectifyMap(
             cal.K_DEPTH, cal.DIST_DEPTH, None, cal.K_DEPTH, size, cv2.CV_32FC1
         )
-        u, v = np.meshgrid(np.arange(cal.WIDTH, dtype=np.float64), np.arange(cal.HEIGHT, dtype=np.float64))
-        self._rays = np.stack(
-            [(u - cal.K_DEPTH[0, 2]) / cal.K_DEPTH[0, 0], (v - cal.K_DEPTH[1, 2]) / cal.K_DEPTH[1, 1]], -1
-        ).reshape(-1, 2)
 
     @property
     def K(self) -> np.ndarray:
@@ -70,21 +67,8 @@ class DepthRegistration:
         `motion` (4x4) takes points from the RGB camera at the depth timestamp to the RGB camera at
         the RGB timestamp; None treats both streams as simultaneous.
         """
-        z = depth_m.reshape(-1).astype(np.float64)
-        valid = z > 0
-        pts = np.concatenate([self._rays[valid] * z[valid, None], z[valid, None]], 1)
-        pts = pts @ cal.R_EFF.T + cal.T_EFF
-        if motion is not None:
-            pts = pts @ motion[:3, :3].T + motion[:3, 3]
-        front = pts[:, 2] > 1e-6
-        pts = pts[front]
-        u = np.round(cal.K_RGB[0, 0] * pts[:, 0] / pts[:, 2] + cal.K_RGB[0, 2]).astype(np.int64)
-        v = np.round(cal.K_RGB[1, 1] * pts[:, 1] / pts[:, 2] + cal.K_RGB[1, 2]).astype(np.int64)
-        inside = (u >= 0) & (u < cal.WIDTH) & (v >= 0) & (v < cal.HEIGHT)
-        out = np.full(cal.WIDTH * cal.HEIGHT, np.inf)
-        np.minimum.at(out, v[inside] * cal.WIDTH + u[inside], pts[inside, 2])
-        out[~np.isfinite(out)] = 0.0
-        return out.reshape(cal.HEIGHT, cal.WIDTH).astype(np.float32)
+        to_rgb = cal.depth_to_rgb() if motion is None else motion @ cal.depth_to_rgb()
+        return reproject_depth(depth_m, cal.K_DEPTH, cal.K_RGB, to_rgb, (cal.WIDTH, cal.HEIGHT))
 
     def register_depth(self, raw_depth: np.ndarray, motion: np.ndarray | None = None) -> np.ndarray:
         """Raw disparity to registered depth (metres, cropped like `register`); `motion` as in `depth_into_rgb`."""

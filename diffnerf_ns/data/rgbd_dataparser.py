@@ -25,7 +25,7 @@ from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
 from data_converters.layouts import Layout
-from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, backproject, read_depth_png
+from data_converters.nerfstudio_scene import DEPTH_UNIT_SCALE, OPENCV_TO_OPENGL, backproject, read_depth_png
 from data_converters.phone import check_scene_has_depth, polycam_confidence
 from diffnerf_ns.data_split import EVAL_INTERVAL
 
@@ -63,6 +63,22 @@ class RgbdDataParserConfig(NerfstudioDataParserConfig):
     scene_box_margin: float = 0.1
     """Fractional padding of the fitted box."""
 
+    def data_problem(self) -> str | None:
+        """Why `data` cannot be read (missing, or no layout recognised), naming it, or None; nothing is converted."""
+        data = Path(self.data)
+        if (data / "transforms.json").exists():
+            return None
+        if not data.exists():
+            return f"--data {data}: no such file or folder"
+        from data_converters.capture import CaptureFormatError
+        from data_converters.resolve import detect_layout
+
+        try:
+            detect_layout(data) if self.layout == "auto" else None
+        except CaptureFormatError as err:
+            return str(err)
+        return None
+
 
 class RgbdDataParser(Nerfstudio):
     """Resolves the input to a converted scene, then parses it with metric settings and a room-sized box."""
@@ -72,13 +88,8 @@ class RgbdDataParser(Nerfstudio):
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
         scene_dir = self._resolve_scene()
         scene_parser = Nerfstudio(replace(self.config, data=scene_dir))
+        check_scene_has_depth(scene_dir)
         meta = json.loads((scene_dir / "transforms.json").read_text())
-        missing = [f["file_path"] for f in meta["frames"] if "depth_file_path" not in f]
-        if missing:
-            raise ValueError(
-                f"{scene_dir / 'transforms.json'}: {len(missing)} frame(s) have no depth_file_path "
-                f"(first: {missing[0]}); diffnerf needs RGB-D input and never invents depth."
-            )
         outputs = scene_parser._generate_dataparser_outputs(split, **kwargs)
         # The box comes from the raw training depth whatever the split and depth source, so ablations that differ
         # only by the prior get the same box.
@@ -92,15 +103,12 @@ class RgbdDataParser(Nerfstudio):
         return outputs
 
     def get_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
-        """nerfstudio's entry point. A scene given as --data is first checked for depth (the error names the
-        phone-capture fix), and its training frames' raw depth is weighted by the sensor's own confidence where
-        the scene still has it (a Polycam zip processed by `ns-process-data polycam --use-depth`)."""
+        """nerfstudio's entry point; a scene given as --data gets its training frames' raw depth weighted by the
+        sensor's own confidence where the scene still has it (a Polycam zip processed by `ns-process-data polycam
+        --use-depth`)."""
         scene_dir = Path(self.config.data)
-        given_scene = (scene_dir / "transforms.json").is_file()
-        if given_scene:
-            check_scene_has_depth(scene_dir)
         outputs = super().get_dataparser_outputs(split, **kwargs)
-        if given_scene and split == "train":
+        if (scene_dir / "transforms.json").is_file() and split == "train":
             outputs = self._use_sensor_confidence(outputs, scene_dir)
         return outputs
 
@@ -176,7 +184,8 @@ class RgbdDataParser(Nerfstudio):
         intrinsics = cameras.get_intrinsics_matrices().numpy()
         points = []
         for i, path in enumerate(train.metadata["depth_filenames"]):
-            depth = read_depth_png(Path(path)) * scale
+            # In the dataset's unit: `--depth-unit-scale-factor` (metres per stored value) as nerfstudio reads it.
+            depth = read_depth_png(Path(path)) * (self.config.depth_unit_scale_factor / DEPTH_UNIT_SCALE) * scale
             # Depth may be stored at a different resolution than the (possibly downscaled) camera.
             K = np.diag([depth.shape[1] / int(cameras.width[i]), depth.shape[0] / int(cameras.height[i]), 1.0])
             c2w = np.vstack([cameras.camera_to_worlds[i].numpy(), [0, 0, 0, 1]]) @ OPENCV_TO_OPENGL

@@ -107,7 +107,11 @@ class PatchRegulariser:
         self.patch_size = self.prior.patch_size
         self.box_lo, self.box_hi = scene_box.aabb[0].clone(), scene_box.aabb[1].clone()
         self.max_translation = float(config.jitter_translation * torch.linalg.norm(self.box_hi - self.box_lo))
-        self.generator = torch.Generator().manual_seed(config.seed)
+        # Each DDP rank draws its own patches (as nerfstudio seeds each rank's batches with seed + rank).
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        self.generator = torch.Generator().manual_seed(
+            config.seed + (torch.distributed.get_rank() if distributed else 0)
+        )
         self.step = 0
         self.max_num_iterations: int | None = None
         self.cameras: Cameras | None = None

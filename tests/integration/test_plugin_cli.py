@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import open3d as o3d
+import pytest
 from scipy.spatial import cKDTree
 
 from data_converters.nerfstudio_scene import load_scene
@@ -19,9 +21,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=ENV
-    )
+    proc = subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=ENV)
     assert proc.returncode == 0, f"{args} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -36,8 +36,18 @@ def test_ns_export_pointcloud_inside_room_with_normals(trained, demo_scene: Path
     config = trained[0]
     base = config.get_base_dir()
     run(
-        "ns-export", "pointcloud", "--load-config", str(base / "config.yml"), "--output-dir", str(tmp_path),
-        "--num-points", "3000", "--remove-outliers", "False", "--num-rays-per-batch", "4096",
+        "ns-export",
+        "pointcloud",
+        "--load-config",
+        str(base / "config.yml"),
+        "--output-dir",
+        str(tmp_path),
+        "--num-points",
+        "3000",
+        "--remove-outliers",
+        "False",
+        "--num-rays-per-batch",
+        "4096",
     )
     cloud = o3d.io.read_point_cloud(str(tmp_path / "point_cloud.ply"))
     points, normals = np.asarray(cloud.points), np.asarray(cloud.normals)
@@ -65,3 +75,26 @@ def test_ns_eval_writes_psnr_and_depth_metrics(trained, tmp_path: Path) -> None:
         assert key in results and np.isfinite(results[key]), key
     assert "lpips" not in results  # AlexNet weights are not on disk offline
     assert results["psnr"] > 12.0 and results["depth_abs_rel"] < 0.3, results
+
+
+def test_ns_train_with_bad_data_says_one_line_and_leaves_no_run_folder(tmp_path: Path) -> None:
+    """Catches a bad `--data` that ends in a traceback after nerfstudio already wrote `config.yml` into a new run
+    folder: a folder in no known layout through the real CLI, a missing path through the same config hook."""
+    empty = tmp_path / "not_a_capture"
+    empty.mkdir()
+    out = tmp_path / "outputs"
+    proc = subprocess.run(
+        [str(BIN / "ns-train"), "diffnerf", "--data", str(empty), "--output-dir", str(out), "--vis", "tensorboard"],
+        capture_output=True, text=True, timeout=300, env=ENV,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"ns-train diffnerf: {empty}: no known RGB-D layout")
+    assert not any(out.rglob("config.yml"))
+
+    from diffnerf_ns.diffnerf_config import diffnerf_method
+
+    config = copy.deepcopy(diffnerf_method.config)
+    config.output_dir, config.pipeline.datamanager.data = out, tmp_path / "missing"
+    with pytest.raises(SystemExit, match=f"--data {tmp_path / 'missing'}: no such file or folder"):
+        config.save_config()
+    assert not any(out.rglob("config.yml"))
