@@ -24,7 +24,9 @@ from typing import Any
 import torch
 import tyro
 
-from benchmarks.bench_nerf import Bench, development_room, split, summarise, sun3d_scene, synthetic_scene
+from benchmarks.bench_nerf import Bench
+from benchmarks.nerf_report import summarise
+from benchmarks.nerf_scenes import development_room, split, sun3d_scene, synthetic_scene
 
 VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {  # key -> (row, harness method, extra harness flags)
     "nerfacto": ("depth-nerfacto (as users run it)", "depth-nerfacto", ()),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import bench_nerf, bench_prior_refine
+from benchmarks import bench_prior_refine, nerf_scenes
 from diffnerf_ns import data_split
 from diffnerf_ns.prior.sources import sun3d_frames
 
@@ -24,7 +24,7 @@ def test_prior_training_and_every_benchmark_sit_on_opposite_sides(fixtures_dir: 
     cases, _ = bench_prior_refine.real_cases(fixtures_dir, 3)
     scored = [c.name.removeprefix("SUN3D ") for c in cases if c.name.startswith("SUN3D")]
     assert len(scored) == 3 and {_fragment(n) for n in scored} == {data_split.sun3d_group("scored")}
-    assert inspect.signature(bench_nerf.sun3d_scene).parameters["role"].default == "scored"
+    assert inspect.signature(nerf_scenes.sun3d_scene).parameters["role"].default == "scored"
     data_split.check_disjoint([Path(n).name for n in training], [Path(n).name for n in scored])
 
 

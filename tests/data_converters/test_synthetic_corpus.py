@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_converters.synthetic.corpus import CorpusFrame, corpus_frames, make_room, room_rng
+from data_converters.synthetic.corpus import CorpusFrame, corpus_frames
+from data_converters.synthetic.corpus_rooms import make_room, room_rng
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ import pytest
 import tyro
 
 import benchmarks.bench_nerf as bench_nerf
-from benchmarks.bench_nerf import Bench, reuse_note
+from benchmarks.bench_nerf import Bench
+from benchmarks.nerf_report import reuse_note
 
 
 @pytest.fixture
