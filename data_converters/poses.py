@@ -1,12 +1,14 @@
 """Camera poses for an RGB-D sequence: Open3D RGB-D odometry, keyframes, loop closures, pose graph.
 
-Every frame is tracked against the previous tracked frame (hybrid photometric + geometric term, at a
-reduced resolution); a frame becomes a keyframe once the composed motion since the last one passes a
-threshold, so pose-graph nodes and loop-closure searches stay few for long 30 Hz sequences. Keyframes
-that view the same place again are linked by loop-closure edges, computed at full resolution from the
-tracked estimate (coarse to fine), and the graph is optimised globally. Gravity measured by an
-accelerometer (where the sensor has one, as NYU's Kinect) then levels the world so that +z is up.
-Frames whose odometry fails are returned as failures with a reason, never given a guessed pose.
+Every frame is tracked against the previous tracked frame at a reduced resolution: each edge starts from no
+motion or from a feature-based guess (ORB + PnP RANSAC on the depth), whichever explains the pair better, is
+refined densely by the colour, hybrid and depth (point-to-plane ICP) terms, and keeps the estimate with the
+lowest photometric + geometric residual (`pose_edges.py`). A frame becomes a keyframe once the composed motion
+since the last one passes a threshold, so pose-graph nodes and loop-closure searches stay few for long 30 Hz
+sequences. Keyframes that view the same place again are linked by loop-closure edges, computed at full
+resolution from the tracked estimate (coarse to fine), and the graph is optimised globally. Gravity measured
+by an accelerometer (where the sensor has one, as NYU's Kinect) then levels the world so that +z is up. Frames
+whose odometry fails are returned as failures with a reason, never given a guessed pose.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import cv2
 import numpy as np
 import open3d as o3d
 from scipy.spatial.transform import Rotation
 
+from data_converters.pose_edges import edge_cost, feature_guess, icp_point_to_plane, information_matrix
 from data_converters.pose_interpolation import interpolate_pose
 
 LOG = logging.getLogger(__name__)
+OdometryTerm = Literal["colour", "hybrid", "depth"]
 FrameLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]
 """Returns (RGB uint8 HxWx3, depth metres HxW, 0 = invalid) of frame i."""
 
@@ -41,7 +46,14 @@ class PoseConfig:
     """Metres of motion since the last keyframe that make a frame a keyframe."""
     keyframe_rotation_deg: float = 5.0
     min_fitness: float = 0.3
-    """Odometry is accepted when this fraction of valid source pixels has a correspondence."""
+    """Odometry is accepted when this fraction of valid source pixels lands on target depth within
+    depth-diff-max."""
+    terms: tuple[OdometryTerm, ...] = ("colour", "hybrid", "depth")
+    """Dense odometry terms tried on every edge; the estimate with the lowest photometric + geometric residual
+    is kept (colour: Open3D's photometric term; hybrid: photometric + depth; depth: point-to-plane ICP)."""
+    feature_init: bool = True
+    """Also consider a first guess from ORB matches + PnP RANSAC on the depth, for frames far apart."""
+    feature_min_inliers: int = 25
     depth_min: float = 0.5
     depth_max: float = 6.0
     depth_diff_max: float = 0.07
@@ -65,6 +77,8 @@ class Trajectory:
     fitness: dict[int, float] = field(default_factory=dict)
     loop_closures: list[tuple[int, int]] = field(default_factory=list)
     levelled: bool = False
+    terms: dict[int, str] = field(default_factory=dict)
+    """Frame -> the odometry term whose estimate its tracking edge kept ("+features" when guided)."""
 
     def summary(self) -> dict:
         """Statistics for the scene metadata."""
@@ -76,6 +90,7 @@ class Trajectory:
             "fitness_mean": float(fit.mean()) if fit.size else None,
             "fitness_min": float(fit.min()) if fit.size else None,
             "loop_closures": len(self.loop_closures),
+            "tracking_terms": {t: sum(v == t for v in self.terms.values()) for t in sorted(set(self.terms.values()))},
             "levelled_by_accelerometer": self.levelled,
         }
 
@@ -87,6 +102,9 @@ class _Odometry:
     trans: np.ndarray
     info: np.ndarray
     fitness: float
+    term: OdometryTerm
+    guided: bool
+    """Whether the dense terms started from the feature-based guess."""
 
 
 class PoseEstimator:
@@ -103,7 +121,11 @@ class PoseEstimator:
         self.option = o3d.pipelines.odometry.OdometryOption(
             depth_diff_max=config.depth_diff_max, depth_min=config.depth_min, depth_max=config.depth_max
         )
-        self.jacobian = o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm()
+        self.K = np.asarray(self.intrinsic.intrinsic_matrix)
+        self.jacobians = {
+            "colour": o3d.pipelines.odometry.RGBDOdometryJacobianFromColorTerm(),
+            "hybrid": o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm(),
+        }
 
     def rgbd(self, rgb: np.ndarray, depth: np.ndarray) -> o3d.geometry.RGBDImage:
         """Downsampled Open3D RGB-D image (area-averaged colour, nearest depth so edges stay sharp)."""
@@ -119,21 +141,42 @@ class PoseEstimator:
         )
 
     def odometry(
-        self, source: o3d.geometry.RGBDImage, target: o3d.geometry.RGBDImage, init: np.ndarray
+        self, source: o3d.geometry.RGBDImage, target: o3d.geometry.RGBDImage, init: np.ndarray, search: bool = False
     ) -> _Odometry | str:
-        """Accepted odometry or the reason it was rejected."""
-        valid = int((np.asarray(source.depth) > 0).sum())
-        if valid == 0:
+        """The accepted estimate of the transform taking source-camera points into the target camera, or the
+        reason none was accepted. `search` also tries a feature-based first guess (frames far apart)."""
+        config = self.config
+        src_grey, tgt_grey = np.asarray(source.color), np.asarray(target.color)
+        src_depth, tgt_depth = np.asarray(source.depth), np.asarray(target.depth)
+        if not (src_depth > 0).any():
             return "no valid depth"
-        ok, trans, info = o3d.pipelines.odometry.compute_rgbd_odometry(
-            source, target, self.intrinsic, init, self.jacobian, self.option
-        )
-        if not ok:
+
+        def cost(T: np.ndarray) -> tuple[float, float]:
+            return edge_cost(src_grey, src_depth, tgt_grey, tgt_depth, self.K, T, config.depth_diff_max)
+
+        start, guided = init, False
+        if search and config.feature_init:
+            as_bytes = [np.round(g * 255).astype(np.uint8) for g in (src_grey, tgt_grey)]
+            guess = feature_guess(as_bytes[0], src_depth, as_bytes[1], self.K, min_inliers=config.feature_min_inliers)
+            if guess is not None and cost(guess[0])[0] < cost(init)[0]:
+                start, guided = guess[0], True
+        estimates: list[tuple[OdometryTerm, np.ndarray]] = []
+        for term in config.terms:
+            if term == "depth":
+                estimates.append((term, icp_point_to_plane(src_depth, tgt_depth, self.K, start, config.depth_diff_max)))
+                continue
+            ok, trans, _ = o3d.pipelines.odometry.compute_rgbd_odometry(
+                source, target, self.intrinsic, start, self.jacobians[term], self.option
+            )
+            if ok:
+                estimates.append((term, np.asarray(trans)))
+        if not estimates:
             return "odometry did not converge"
-        fitness = float(info[5, 5]) / valid  # the information matrix counts correspondences on its diagonal
-        if fitness < self.config.min_fitness:
-            return f"odometry fitness {fitness:.2f} < {self.config.min_fitness}"
-        return _Odometry(np.asarray(trans), np.asarray(info), fitness)
+        (_, fitness), term, trans = min(((cost(T), term, T) for term, T in estimates), key=lambda item: item[0][0])
+        if fitness < config.min_fitness:
+            return f"odometry fitness {fitness:.2f} < {config.min_fitness}"
+        info = information_matrix(src_depth, tgt_depth, self.K, trans, config.depth_diff_max)
+        return _Odometry(trans, info, fitness, term, guided)
 
 
 def motion_size(T: np.ndarray) -> tuple[float, float]:
@@ -191,12 +234,13 @@ def estimate_trajectory(
             add_keyframe(i, rgb, depth, np.eye(4))
             last = (i, image)
             continue
-        result = track.odometry(image, last[1], np.eye(4))
+        result = track.odometry(image, last[1], np.eye(4), search=True)
         if isinstance(result, str):
             traj.failed[i] = result
             LOG.warning("frame %d excluded: %s", i, result)
             continue
         traj.fitness[i] = result.fitness
+        traj.terms[i] = result.term + ("+features" if result.guided else "")
         kf, last_rel = relative[last[0]]
         rel = last_rel @ result.trans
         relative[i] = (kf, rel)

@@ -93,3 +93,12 @@ def relative_rotation_errors(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> np.ndar
     rel_gt = np.linalg.inv(gt_c2w[:-1]) @ gt_c2w[1:]
     diff = np.transpose(rel_gt[:, :3, :3], (0, 2, 1)) @ rel_est[:, :3, :3]
     return np.rad2deg(Rotation.from_matrix(diff).magnitude())
+
+
+def path_length_ratio(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> float:
+    """Length of the estimated camera path over the reference's: ATE after alignment hides a trajectory that
+    is uniformly too short (depth terms that under-estimate motion), this ratio does not."""
+    return float(
+        np.linalg.norm(np.diff(est_c2w[:, :3, 3], axis=0), axis=1).sum()
+        / np.linalg.norm(np.diff(gt_c2w[:, :3, 3], axis=0), axis=1).sum()
+    )

@@ -10,6 +10,7 @@ from diffnerf_ns.metrics import (
     absolute_trajectory_error,
     depth_metrics,
     image_metrics,
+    path_length_ratio,
     relative_rotation_errors,
     surface_metrics,
 )
@@ -57,3 +58,16 @@ def test_trajectory_error_is_frame_independent() -> None:
     assert relative_rotation_errors(est, gt).max() < 1e-6
     est[7, :3, 3] += world[:3, :3] @ np.array([0.05, 0.0, 0.0])
     assert 0.005 < absolute_trajectory_error(est, gt) < 0.05
+
+
+def test_path_length_ratio_of_a_shrunk_trajectory() -> None:
+    """A zig-zag path scaled by 0.8 about its start: ratio 0.8, in a rotated world frame too. Catches the
+    ratio inverted (1.25) or measured on the rotation part."""
+    t = np.stack([np.arange(6) * 0.1, (np.arange(6) % 2) * 0.05, np.zeros(6)], 1)
+    gt = np.tile(np.eye(4), (6, 1, 1))
+    gt[:, :3, 3] = t
+    est = gt.copy()
+    est[:, :3, 3] *= 0.8
+    R = np.eye(4)
+    R[:3, :3] = Rotation.from_euler("z", 40, degrees=True).as_matrix()
+    assert abs(path_length_ratio(R @ est, gt) - 0.8) < 1e-9
