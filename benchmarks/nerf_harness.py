@@ -273,6 +273,10 @@ class RunArgs:
     """Override the model's pose refinement (the benchmark gives every method of a row the same)."""
     regulariser_every_n_steps: int | None = None
     """Override the regulariser's cadence (cost study; prior rows only)."""
+    depth_edge_band: int | None = None
+    """Override diffnerf's depth-loss band around depth discontinuities (pixels; 0 = off; diffnerf rows only)."""
+    depth_edge_weight: float | None = None
+    """Override diffnerf's depth-loss weight inside that band (diffnerf rows only)."""
 
     def overridden(self, config: TrainerConfig) -> TrainerConfig:
         """The method's config with the study's overrides applied (none by default)."""
@@ -282,6 +286,8 @@ class RunArgs:
                 ("depth_loss_mult", self.depth_loss_mult),
                 ("proposal_initial_sampler", self.proposal_initial_sampler),
                 ("disable_scene_contraction", self.disable_scene_contraction),
+                ("depth_edge_band", self.depth_edge_band),
+                ("depth_edge_weight", self.depth_edge_weight),
             )
             if v is not None
         }

@@ -5,7 +5,9 @@ a bad given pose: that frame is excluded with a reason; a wrong depth unit: the 
 stops with an error). Given poses are used as they are unless re-estimation is asked for; without
 them the project's RGB-D odometry + pose graph estimates them per fragment, each fragment placed in
 the given poses' world when there are any. Frames whose odometry fails are excluded, and
-`metadata.json` records every exclusion and why.
+`metadata.json` records every exclusion and why. Depth's misalignment with colour is measured from
+edges on every capture and, where the layout does not register depth itself, corrected by a
+whole-pixel shift (`data_converters.depth_alignment`); `metadata.json` records both.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from tqdm import tqdm
 
 from data_converters.cache import fingerprint, invalidate, is_cached
 from data_converters.capture import Capture, CaptureFormatError, CaptureFrame
+from data_converters.depth_alignment import estimate_depth_offset, shift_depth
 from data_converters.nerfstudio_scene import RGBDFrame, to_nerfstudio_intrinsics, write_scene
 from data_converters.poses import PoseConfig, Trajectory, estimate_trajectory
 
@@ -28,6 +31,19 @@ LOG = logging.getLogger(__name__)
 PLAUSIBLE_MEDIAN_DEPTH_M = (0.1, 20.0)
 """Median valid depth of an indoor / object capture; outside this the depth unit is almost surely wrong."""
 COMMON_UNITS = {"millimetres (1e-3)": 1e-3, "TUM 1/5000": 1 / 5000, "0.1 mm (1e-4)": 1e-4, "metres (1)": 1.0}
+REGISTERED_BY_LAYOUT = {
+    "tum": "TUM's depth is registered to the colour camera by the Kinect's factory calibration (OpenNI)",
+    "redwood": "Open3D's reconstruction layout takes registered depth (Redwood: OpenNI registration; ICL-NUIM: "
+    "rendered from the colour camera)",
+    "scannet": "registered by reprojection through ScanNet's calibrated intrinsics and extrinsics",
+    "record3d": "ARKit delivers depth in the colour camera",
+}
+"""Layouts whose depth is already registered to colour, and by what; with `depth_alignment='auto'` their offset is
+measured and recorded but not applied (a shift on top of a calibrated registration would need a reason to trust the
+edges over the calibration). 3DMatch/7-Scenes/SUN3D and plain folders give no registration (7-Scenes records depth
+and colour with two cameras and ships them as if registered), so 'auto' applies a reliable offset there."""
+MIN_APPLIED_OFFSET_PX = 0.5
+"""Smallest measured offset that is corrected: below it the whole-pixel shift rounds to zero anyway."""
 
 
 @dataclass
@@ -46,6 +62,13 @@ class ConvertOptions:
     larger rooms (SUN3D's median depth is 3.6 m) still have valid far walls."""
     max_rotation_error: float = 1e-3
     """Largest |R R^T - I| entry for a given pose to count as a rotation."""
+    depth_alignment: Literal["auto", "apply", "measure", "off"] = "auto"
+    """Depth-to-colour misalignment, measured from edges over `alignment_frames` frames: 'apply' shifts depth by
+    whole pixels on each axis whose measurement is reliable and at least 0.5 px; 'measure' only records it; 'auto'
+    applies it where the layout gives no registration (3DMatch/7-Scenes/SUN3D, plain folders) and measures
+    elsewhere; 'off' skips it. metadata.json's `depth_alignment` records the measurement and the decision."""
+    alignment_frames: int = 40
+    """Frames (spread evenly over the capture) the misalignment is measured on."""
 
 
 def depth_unit_error(median_m: float, capture: Capture) -> str | None:
@@ -118,10 +141,12 @@ def _check_frames(capture: Capture, frames: list[CaptureFrame], progress: bool) 
     return _Checked(usable, dropped, median)
 
 
-def _estimate_group(capture: Capture, frames: list[CaptureFrame], config: PoseConfig, progress: bool) -> Trajectory:
+def _estimate_group(
+    capture: Capture, frames: list[CaptureFrame], config: PoseConfig, progress: bool, shift: tuple[int, int] = (0, 0)
+) -> Trajectory:
     with tqdm(total=len(frames), desc=f"odometry {frames[0].group or ''}".strip(), disable=not progress) as bar:
         return estimate_trajectory(
-            lambda i: (capture.load_rgb(frames[i]), capture.load_depth_m(frames[i])),
+            lambda i: (capture.load_rgb(frames[i]), _aligned(capture.load_depth_m(frames[i]), shift)),
             len(frames),
             capture.K,
             capture.width,
@@ -143,7 +168,12 @@ def anchor_to_given(est: dict[str, np.ndarray], given: dict[str, np.ndarray]) ->
 
 
 def _estimate_poses(
-    capture: Capture, frames: list[CaptureFrame], options: ConvertOptions, dropped: dict[str, str], progress: bool
+    capture: Capture,
+    frames: list[CaptureFrame],
+    options: ConvertOptions,
+    dropped: dict[str, str],
+    progress: bool,
+    shift: tuple[int, int] = (0, 0),
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Odometry per fragment (fragments are separate recordings, tracking across them would fail).
 
@@ -156,7 +186,7 @@ def _estimate_poses(
     summary: dict = {}
     for k, group in enumerate(dict.fromkeys(f.group for f in frames)):
         members = [f for f in frames if f.group == group]
-        traj = _estimate_group(capture, members, options.odometry, progress)
+        traj = _estimate_group(capture, members, options.odometry, progress, shift)
         for i, reason in traj.failed.items():
             dropped[members[i].name] = f"odometry failed: {reason}"
         info = traj.summary()
@@ -188,6 +218,52 @@ def _keyframes(names: list[str], poses: dict[str, np.ndarray], config: PoseConfi
     return kept
 
 
+def _depth_alignment(
+    capture: Capture, frames: list[CaptureFrame], options: ConvertOptions
+) -> tuple[dict, tuple[int, int]]:
+    """Measure depth's offset from colour on up to `options.alignment_frames` of `frames` and decide whether to
+    correct it. Returns the metadata record and the whole-pixel shift for every frame's depth ((0, 0) = none)."""
+    mode = options.depth_alignment
+    if mode == "off":
+        return {"mode": mode, "applied_shift": [0, 0], "decision": "not measured (depth_alignment='off')"}, (0, 0)
+    registered = REGISTERED_BY_LAYOUT.get(capture.layout)
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(options.alignment_frames, len(frames))).round().astype(int))
+    offset = estimate_depth_offset((capture.load_rgb(frames[i]), capture.load_depth_m(frames[i])) for i in picks)
+    shift = offset.correction(MIN_APPLIED_OFFSET_PX)
+    record = {
+        "mode": mode,
+        "registration": registered or f"none given by the {capture.layout} layout",
+        "convention": "depth content lay (dx, dy) px right of / below the colour's; applied_shift moved it",
+        **offset.as_dict(),
+    }
+    if mode == "measure" or (mode == "auto" and registered is not None):
+        why = "depth_alignment='measure'" if mode == "measure" else "the layout registers depth itself"
+        if shift != (0, 0):
+            LOG.warning(
+                "%s: depth lies (%.1f, %.1f) px from colour, reliably; not corrected because %s "
+                "(--options.depth-alignment apply would)",
+                capture.root,
+                offset.dx,
+                offset.dy,
+                why,
+            )
+        shift = (0, 0)
+    elif shift == (0, 0):
+        why = f"no axis is both reliable and at least {MIN_APPLIED_OFFSET_PX} px off"
+    else:
+        why = ""
+        LOG.info("%s: depth moved by %s px onto colour (%s)", capture.root, shift, offset.reason)
+    record.update(
+        applied_shift=list(shift),
+        decision=f"applied: depth moved by {list(shift)} px" if shift != (0, 0) else f"not applied: {why}",
+    )
+    return record, shift
+
+
+def _aligned(depth: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
+    return shift_depth(depth, *shift) if shift != (0, 0) else depth
+
+
 def capture_sources(capture: Capture) -> list[Path]:
     """Every file the conversion reads (for the cache fingerprint)."""
     return [capture.root, *(p for f in capture.frames for p in (f.rgb_path, f.depth_path))]
@@ -199,6 +275,8 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
     out = Path(out)
     if options.stride < 1:
         raise ValueError(f"stride {options.stride}: must be >= 1")
+    if options.alignment_frames < 1:
+        raise ValueError(f"alignment_frames {options.alignment_frames}: must be >= 1")
     request = {
         "options": asdict(options),
         "layout": capture.layout,
@@ -213,9 +291,11 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
     checked = _check_frames(capture, frames, progress)
     dropped = {**capture.skipped, **checked.dropped}
     frames = checked.frames
+    # Before odometry, which matches colour and depth too.
+    alignment, shift = _depth_alignment(capture, frames, options)
     estimate = options.poses == "estimate" or not capture.has_poses
     if estimate:
-        poses, odometry = _estimate_poses(capture, frames, options, dropped, progress)
+        poses, odometry = _estimate_poses(capture, frames, options, dropped, progress, shift)
         pose_source = "estimated (RGB-D odometry + pose graph per fragment)" + (
             ", each fragment rigidly placed in the given poses' world" if capture.has_poses else ""
         )
@@ -251,6 +331,7 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         "frames_written": len(written),
         "dropped": dropped,
         "odometry": odometry,
+        "depth_alignment": alignment,
         "world": "the capture's world frame" if capture.has_poses else "first posed camera",
         "intrinsics": "nerfstudio pixel convention (pixel centres at +0.5)",
         "frames": [
@@ -265,7 +346,7 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         capture.width,
         capture.height,
         (
-            RGBDFrame(capture.load_rgb(f), capture.load_depth_m(f), poses[f.name], f"frame_{k:05d}")
+            RGBDFrame(capture.load_rgb(f), _aligned(capture.load_depth_m(f), shift), poses[f.name], f"frame_{k:05d}")
             for k, f in enumerate(tqdm(written, desc="writing", disable=not progress))
         ),
         metadata,

@@ -1,4 +1,9 @@
-"""RGB-D dataset: measured depth (and, when refined, its confidence) per image; never pseudo-depth."""
+"""RGB-D dataset: measured depth (and, when refined, its confidence) per image; never pseudo-depth.
+
+Every image also carries `depth_edge_distance`: how far (whole pixels, uint8, capped) each pixel lies from the
+nearest depth discontinuity of its depth image, so the model can trust depth less at occluding edges
+(`DiffNerfModelConfig.depth_edge_band`). It is computed once, when the image is loaded and cached.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,11 @@ import torch
 from nerfstudio.data.dataparsers.base_dataparser import DataparserOutputs
 from nerfstudio.data.datasets.depth_dataset import DepthDataset
 from PIL import Image
+
+from data_converters.depth_alignment import distance_to_discontinuity
+
+EDGE_DISTANCE_CAP = 32
+"""Distances to a depth discontinuity are stored up to this many pixels (one byte per pixel)."""
 
 
 class RGBDDataset(DepthDataset):
@@ -24,6 +34,9 @@ class RGBDDataset(DepthDataset):
 
     def get_metadata(self, data: dict) -> dict:
         out = super().get_metadata(data)
+        depth = out["depth_image"][..., 0].numpy()
+        distance = np.round(distance_to_discontinuity(depth, cap=EDGE_DISTANCE_CAP)).astype(np.uint8)
+        out["depth_edge_distance"] = torch.from_numpy(distance)[..., None]
         if self.confidence_filenames is not None:
             # Refined depth: confidence per pixel; frames the refiner skipped keep raw depth at confidence 1.
             h, w = out["depth_image"].shape[:2]

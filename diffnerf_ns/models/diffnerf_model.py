@@ -61,6 +61,14 @@ class DiffNerfModelConfig(DepthNerfactoModelConfig):
     """Closest distance (scene units; metres for the nyu dataparser) a ray may hit."""
     depth_loss_mult: float = 1e-2
     """Weight of the depth loss; Kinect depth is dense and reliable, so stronger than depth-nerfacto's 1e-3."""
+    depth_edge_band: int = 0
+    """Pixels closer than this to a depth discontinuity of their training image (`depth_edge_distance`: 0 on the
+    two pixels either side of a jump) have their depth loss weighted by `depth_edge_weight`; 0 = off. At occluding
+    edges depth that is a pixel or two beside its colour (a misregistration the conversion could not remove, the
+    sensor fattening the nearer surface, colour and depth taken at different instants) pulls one surface's colour
+    to the other's depth, and the colour loss pays for it."""
+    depth_edge_weight: float = 0.0
+    """Depth-loss weight inside the `depth_edge_band` (colour supervision there is unchanged)."""
     regulariser: PatchRegulariserConfig = field(default_factory=PatchRegulariserConfig)
     """Diffusion-prior patch regulariser (DiffusioNeRF); off unless enabled or a prior is named."""
 
@@ -130,12 +138,25 @@ class DiffNerfModel(DepthNerfactoModel):
             callbacks.append(TrainingCallback([TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], set_step))
         return callbacks
 
+    def depth_loss_weights(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Per-ray (N, 1) weight of the depth loss: the depth's confidence (refined depth, phone sensors) times the
+        occluding-edge weight (`depth_edge_band`); None when every ray has full weight."""
+        weights = []
+        if "depth_confidence" in batch:
+            weights.append(batch["depth_confidence"].to(self.device).float())
+        if self.config.depth_edge_band > 0 and "depth_edge_distance" in batch:
+            distance = batch["depth_edge_distance"].to(self.device)
+            weights.append(depth_edge_weights(distance, self.config.depth_edge_band, self.config.depth_edge_weight))
+        if not weights:
+            return None
+        return weights[0] if len(weights) == 1 else torch.stack(weights).prod(dim=0)
+
     def get_metrics_dict(self, outputs, batch) -> dict[str, torch.Tensor]:
-        if not (self.training and "depth_confidence" in batch):
+        conf = self.depth_loss_weights(batch) if self.training else None
+        if conf is None:
             return super().get_metrics_dict(outputs, batch)
-        # Refined depth: each ray's depth-loss gradient is scaled by its confidence, which is exactly the gradient of
-        # the confidence-weighted mean of nerfstudio's per-ray DS-NeRF / URF losses (their values stay unweighted).
-        conf = batch["depth_confidence"].to(self.device)
+        # Each ray's depth-loss gradient is scaled by its weight, which is exactly the gradient of the weighted mean
+        # of nerfstudio's per-ray DS-NeRF / URF losses (their values stay unweighted).
         weighted = {
             **outputs,
             "weights_list": [scale_gradient(w, conf[:, None]) for w in outputs["weights_list"]],
@@ -230,6 +251,12 @@ class DiffNerfModel(DepthNerfactoModel):
         if "normals" in outputs:
             images["normals"] = outputs["normals"]
         return metrics, images
+
+
+def depth_edge_weights(distance: torch.Tensor, band: int, weight: float) -> torch.Tensor:
+    """`weight` where `distance` (pixels to the nearest depth discontinuity) is below `band`, else 1 (float)."""
+    ones = torch.ones(distance.shape, device=distance.device)
+    return torch.where(distance.float() < band, ones * weight, ones)
 
 
 def scale_gradient(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
