@@ -1,12 +1,13 @@
-"""SUN3D (3DMatch layout) conversion: throughput and pose accuracy with given vs re-estimated poses.
+"""RGB-D capture conversion: throughput, and pose accuracy with re-estimated poses on real sequences.
 
-Runs `convert_capture` on ../shared/fixtures/sun3d_study_100 (100 real frames, 2 fragments) twice:
-with the given poses and with poses re-estimated by the project's odometry + pose graph. ATE and
-relative rotation error are measured per fragment against the given SUN3D poses. Because those are
-themselves approximate, it also reports a reference-free check: how well the sensor depth of a
-fragment's first frame, reprojected into its last frame, agrees with that frame's depth under each
-set of poses. Also ICL-NUIM (Redwood layout, exact rendered poses). Writes
-`benchmarks/results/capture_conversion.md`.
+Runs `convert_capture` on ../shared/fixtures/sun3d_study_100 (100 real frames, 2 fragments) with the given
+poses and with re-estimated poses, at every frame and at every 5th frame (the wide-baseline case). Poses are
+scored per fragment against the given SUN3D poses: ATE, the ratio of path lengths (a trajectory uniformly too
+short has a small ATE but a ratio below 1), relative rotation error. Because the given poses are themselves
+approximate, it also reports a reference-free check: how well one frame's sensor depth, reprojected into
+another frame, agrees with that frame's depth under each set of poses. The previous tracker (hybrid term
+from no motion, no feature guess) is scored on the same frames. Also ICL-NUIM (Redwood layout, exact
+rendered poses). Writes `benchmarks/results/capture_conversion.md`.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.redwood import read_redwood
 from data_converters.layouts.threedmatch import read_threedmatch
 from data_converters.nerfstudio_scene import load_scene
-from data_converters.poses import PoseConfig, PoseEstimator
-from diffnerf_ns.metrics import absolute_trajectory_error, relative_rotation_errors
+from data_converters.poses import PoseConfig
+from diffnerf_ns.metrics import absolute_trajectory_error, path_length_ratio, relative_rotation_errors
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -66,24 +67,20 @@ def depth_disagreement(capture: Capture, a: int, b: int, pa: np.ndarray, pb: np.
     return float(np.median(np.abs(seen[seen > 0] - pred[seen > 0])))
 
 
-def worst_step(capture: Capture, idx: list[int], gt: np.ndarray, mine: np.ndarray) -> str:
-    """The consecutive pair with the largest rotation error, measured a third way: full-resolution odometry
-    of that pair alone. Its rotation error against the given and against the estimated step says which of
-    the two the sensor data supports there."""
-    k = int(np.argmax(relative_rotation_errors(mine, gt)))
-    odometry = PoseEstimator(capture.K, capture.width, capture.height, PoseConfig(scale=1.0, depth_max=8.0))
-    a, b = (capture.frames[idx[j]] for j in (k, k + 1))
-    result = odometry.odometry(
-        odometry.rgbd(capture.load_rgb(b), capture.load_depth_m(b)),
-        odometry.rgbd(capture.load_rgb(a), capture.load_depth_m(a)),
-        np.eye(4),
+PREVIOUS_TRACKER = PoseConfig(depth_max=8.0, terms=("hybrid",), feature_init=False)
+"""The tracker before issue 19: Open3D's hybrid term from no motion on every edge."""
+
+
+def score_row(capture: Capture, idx: list[int], gt: np.ndarray, est: np.ndarray, label: str) -> str:
+    """One table row: ATE, path ratios, rotation errors, depth agreement first->last and first->middle."""
+    rre = relative_rotation_errors(est, gt)
+    pairs = ((0, len(idx) - 1), (0, len(idx) // 2))
+    depth = " / ".join(f"{depth_disagreement(capture, idx[a], idx[b], est[a], est[b]) * 100:.1f}" for a, b in pairs)
+    every5 = path_length_ratio(est[::5], gt[::5]) if len(idx) > 10 else path_length_ratio(est, gt)
+    return (
+        f"| {label} | {absolute_trajectory_error(est, gt) * 100:.2f} | {path_length_ratio(est, gt):.3f} | "
+        f"{every5:.3f} | {rre.mean():.2f} | {rre.max():.2f} | {depth} |"
     )
-    if isinstance(result, str):
-        return f"{k}->{k + 1}: {result}"
-    pair = np.stack([np.eye(4), result.trans])  # frame k+1 in frame k's camera
-    vs_given = relative_rotation_errors(pair, gt[k : k + 2])[0]
-    vs_mine = relative_rotation_errors(pair, mine[k : k + 2])[0]
-    return f"{k}->{k + 1} | {vs_given:.2f} | {vs_mine:.2f}"
 
 
 def _timed(capture: Capture, out: Path, options: ConvertOptions) -> tuple[Path, float]:
@@ -96,20 +93,29 @@ def run(bench: Bench, work: Path) -> str:
     sun3d = read_threedmatch(bench.fixtures / "sun3d_study_100")
     n = len(sun3d.frames)
     _, given_s = _timed(sun3d, work / "given", ConvertOptions(poses="given"))
-    est_scene, est_s = _timed(sun3d, work / "estimated", ConvertOptions(poses="estimate"))
-    est = _poses(est_scene)
-    rows = []
-    for group in sun3d.groups:
-        idx = [i for i, f in enumerate(sun3d.frames) if f.group == group]
-        gt = np.stack([sun3d.frames[i].c2w for i in idx])
-        mine = np.stack([est[sun3d.frames[i].name] for i in idx])
-        rre = relative_rotation_errors(mine, gt)
-        a, b = idx[0], idx[-1]
-        rows.append(
-            f"| {group} | {len(idx)} | {absolute_trajectory_error(mine, gt) * 100:.1f} | {rre.mean():.2f} | "
-            f"{rre.max():.2f} | {depth_disagreement(sun3d, a, b, gt[0], gt[-1]) * 100:.1f} | "
-            f"{depth_disagreement(sun3d, a, b, mine[0], mine[-1]) * 100:.1f} | {worst_step(sun3d, idx, gt, mine)} |"
+    sections, seconds, terms = [], {}, {}
+    for stride in (1, 5):
+        est, previous = (
+            _timed(sun3d, work / f"{name}{stride}", ConvertOptions(poses="estimate", stride=stride, odometry=odometry))
+            for name, odometry in (("estimated", PoseConfig(depth_max=8.0)), ("previous", PREVIOUS_TRACKER))
         )
+        seconds[stride] = (est[1], previous[1])
+        terms[stride] = {
+            g: p["tracking_terms"] for g, p in json.loads((est[0] / "metadata.json").read_text())["odometry"].items()
+        }
+        poses = _poses(est[0]), _poses(previous[0])
+        rows = []
+        for group in sun3d.groups:
+            idx = [i for i, f in enumerate(sun3d.frames) if f.group == group][::stride]
+            gt = np.stack([sun3d.frames[i].c2w for i in idx])
+            given_depth = " / ".join(
+                f"{depth_disagreement(sun3d, idx[a], idx[b], gt[a], gt[b]) * 100:.1f}"
+                for a, b in ((0, len(idx) - 1), (0, len(idx) // 2))
+            )
+            rows.append(f"| **{group}**, {len(idx)} frames | | | | | | given poses: {given_depth} |")
+            for label, found in zip(("this tracker", "previous tracker"), poses, strict=True):
+                rows.append(score_row(sun3d, idx, gt, np.stack([found[sun3d.frames[i].name] for i in idx]), label))
+        sections.append((stride, "\n".join(rows)))
     icl = read_redwood(bench.fixtures / "icl_nuim_5")
     icl_scene, icl_s = _timed(icl, work / "icl", ConvertOptions(poses="estimate"))
     icl_est = _poses(icl_scene)
@@ -117,45 +123,60 @@ def run(bench: Bench, work: Path) -> str:
     icl_mine = np.stack([icl_est[f.name] for f in icl.frames])
     icl_ate = absolute_trajectory_error(icl_mine, icl_gt)
     icl_rre = relative_rotation_errors(icl_mine, icl_gt).max()
+    icl_ratio = path_length_ratio(icl_mine, icl_gt)
     command = " ".join(["python", *sys.argv])
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     load = os.getloadavg()[0]
-    table = "\n".join(rows)
+    header = (
+        "| poses | ATE cm | path ratio | path ratio, every 5th | RRE mean | RRE max "
+        "| depth cm, first->last / ->middle |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    tables = "\n\n".join(
+        f"### {'Every frame' if stride == 1 else 'Every 5th frame (wide baseline)'}\n\n"
+        f"Odometry terms kept per tracking edge: {terms[stride]}\n\n{header}\n{rows}"
+        for stride, rows in sections
+    )
     return f"""# RGB-D capture conversion: SUN3D (3DMatch layout) and ICL-NUIM (Redwood layout)
 
 Command: `{command}`
 
-Machine: {machine} (load average {load:.1f} while running: shared with other jobs, so times are upper bounds),
+Machine: {machine} (load average {load:.1f} at the end: shared with other jobs, so times are upper bounds),
 Python {platform.python_version()}
 
-## Throughput (100 real 640x480 frames, 2 fragments; read, check, pose, write PNG scene)
+## Throughput (100 real 640x480 frames, 2 fragments; read, check, measure depth alignment, pose, write scene)
 
 | poses | seconds | frames/s |
 |---|---|---|
 | given (validated, used as they are) | {given_s:.1f} | {n / given_s:.1f} |
-| re-estimated (frame-to-frame odometry at 0.5x, loop closures at 1x, pose graph) | {est_s:.1f} | {n / est_s:.1f} |
+| re-estimated, every frame | {seconds[1][0]:.1f} | {n / seconds[1][0]:.1f} |
+| re-estimated, every frame, previous tracker | {seconds[1][1]:.1f} | {n / seconds[1][1]:.1f} |
+| re-estimated, every 5th frame | {seconds[5][0]:.1f} | {n / 5 / seconds[5][0]:.1f} |
+| re-estimated, every 5th frame, previous tracker | {seconds[5][1]:.1f} | {n / 5 / seconds[5][1]:.1f} |
 
 ## Re-estimated poses against the given SUN3D poses, per fragment
 
-ATE after rigid alignment (cm), relative rotation error (RRE) between consecutive frames (degrees). The two
-depth columns need no reference trajectory: median |depth| disagreement (cm) when the first frame's sensor depth
-is reprojected into the last frame of the fragment, under the given and under the re-estimated poses.
-The worst step is the consecutive pair with the largest RRE; the last two columns measure it once more, by
-full-resolution odometry of that pair alone (the estimator's method, but free of its chain, loops and graph),
-and give that measurement's rotation error (deg) against the given and against the estimated step.
+Each edge is tracked from no motion or from an ORB + PnP guess (whichever explains the pair better), refined
+by Open3D's colour and hybrid terms and point-to-plane ICP, keeping the estimate with the lowest photometric +
+geometric residual (`data_converters/pose_edges.py`); then keyframes, loop closures, pose graph. "Previous
+tracker": the hybrid term from no motion alone, the same keyframes, loops and graph.
 
-| fragment | frames | ATE cm | RRE mean | RRE max | depth, given | depth, est. | worst step | pair vs given | vs est. |
-|---|---|---|---|---|---|---|---|---|---|
-{table}
+ATE after rigid alignment (cm); path ratio: estimated over given path length, at the scored rate and at every
+5th scored frame (the given poses are interpolated, constant in blocks of 5 frames, so jitter in an estimate
+lengthens its every-frame path); relative rotation error (RRE) between consecutive frames (degrees). The
+last column needs no reference: the median |depth| disagreement (cm) when the first frame's sensor depth is
+reprojected into the last and into the middle frame, under each set of poses (bold rows: the given poses).
+
+{tables}
 
 The given SUN3D poses come from the SUN3D reconstruction and are approximate (fixture README: 1.7 cm depth
-disagreement 1 frame apart, 4 cm 15 apart) and interpolated: their frame-to-frame motion is constant
-within blocks of 5 frames. Where the estimated poses make the sensor depth agree better
-than the given ones, ATE measures mostly the reference's error.
+disagreement 1 frame apart, 4 cm 15 apart). Where the estimated poses make the sensor depth agree better
+than the given ones, ATE and path ratio measure mostly the reference's error.
 
 ## ICL-NUIM living room, 5 frames (Redwood layout, exact rendered poses)
 
-Re-estimated: ATE {icl_ate * 100:.2f} cm, max relative rotation error {icl_rre:.2f} deg, {icl_s:.1f} s.
+Re-estimated: ATE {icl_ate * 100:.2f} cm, path ratio {icl_ratio:.3f}, max relative rotation error
+{icl_rre:.2f} deg, {icl_s:.1f} s.
 """
 
 

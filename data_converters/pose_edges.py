@@ -82,21 +82,16 @@ def depth_cloud(depth: np.ndarray, K: np.ndarray, voxel: float) -> o3d.geometry.
 
 
 def icp_point_to_plane(
-    source_depth: np.ndarray,
-    target_depth: np.ndarray,
-    K: np.ndarray,
-    init: np.ndarray,
-    max_distance: float,
-    voxel: float = 0.03,
+    source: o3d.geometry.PointCloud, target: o3d.geometry.PointCloud, init: np.ndarray, max_distance: float
 ) -> np.ndarray:
-    """Point-to-plane ICP between the two depth maps' point clouds (the "depth" odometry term)."""
+    """Point-to-plane ICP between two `depth_cloud`s (the "depth" odometry term)."""
     result = o3d.pipelines.registration.registration_icp(
-        depth_cloud(source_depth, K, voxel),
-        depth_cloud(target_depth, K, voxel),
+        source,
+        target,
         max_distance,
         init,
         o3d.pipelines.registration.TransformationEstimationPointToPlane(),
-        o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=30),
+        o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=20),
     )
     return np.asarray(result.transformation)
 

@@ -23,11 +23,13 @@ import numpy as np
 import open3d as o3d
 from scipy.spatial.transform import Rotation
 
-from data_converters.pose_edges import edge_cost, feature_guess, icp_point_to_plane, information_matrix
+from data_converters.pose_edges import depth_cloud, edge_cost, feature_guess, icp_point_to_plane, information_matrix
 from data_converters.pose_interpolation import interpolate_pose
 
 LOG = logging.getLogger(__name__)
 OdometryTerm = Literal["colour", "hybrid", "depth"]
+ICP_VOXEL_M = 0.04
+"""Voxel of the point clouds the depth term (point-to-plane ICP) aligns: about 3 pixels at 3.5 m and half scale."""
 FrameLoader = Callable[[int], tuple[np.ndarray, np.ndarray]]
 """Returns (RGB uint8 HxWx3, depth metres HxW, 0 = invalid) of frame i."""
 
@@ -122,6 +124,7 @@ class PoseEstimator:
             depth_diff_max=config.depth_diff_max, depth_min=config.depth_min, depth_max=config.depth_max
         )
         self.K = np.asarray(self.intrinsic.intrinsic_matrix)
+        self._clouds: list[tuple[o3d.geometry.RGBDImage, o3d.geometry.PointCloud]] = []
         self.jacobians = {
             "colour": o3d.pipelines.odometry.RGBDOdometryJacobianFromColorTerm(),
             "hybrid": o3d.pipelines.odometry.RGBDOdometryJacobianFromHybridTerm(),
@@ -139,6 +142,15 @@ class PoseEstimator:
             depth_trunc=self.config.depth_max,
             convert_rgb_to_intensity=True,
         )
+
+    def cloud(self, image: o3d.geometry.RGBDImage) -> o3d.geometry.PointCloud:
+        """The image's `depth_cloud` for ICP, kept for the last two images (each frame is a source, then a target)."""
+        for kept, cloud in self._clouds:
+            if kept is image:
+                return cloud
+        cloud = depth_cloud(np.asarray(image.depth), self.K, ICP_VOXEL_M)
+        self._clouds = [*self._clouds[-1:], (image, cloud)]
+        return cloud
 
     def odometry(
         self, source: o3d.geometry.RGBDImage, target: o3d.geometry.RGBDImage, init: np.ndarray, search: bool = False
@@ -163,7 +175,8 @@ class PoseEstimator:
         estimates: list[tuple[OdometryTerm, np.ndarray]] = []
         for term in config.terms:
             if term == "depth":
-                estimates.append((term, icp_point_to_plane(src_depth, tgt_depth, self.K, start, config.depth_diff_max)))
+                trans = icp_point_to_plane(self.cloud(source), self.cloud(target), start, config.depth_diff_max)
+                estimates.append((term, trans))
                 continue
             ok, trans, _ = o3d.pipelines.odometry.compute_rgbd_odometry(
                 source, target, self.intrinsic, start, self.jacobians[term], self.option
@@ -203,7 +216,8 @@ def estimate_trajectory(
     planar indoor scenes (benchmarks/results/capture_conversion.md)."""
     config = config or PoseConfig()
     track = PoseEstimator(K, width, height, config)
-    loop = PoseEstimator(K, width, height, replace(config, scale=config.loop_scale))
+    # Loop edges start from the tracked estimate, inside every term's basin: one term (hybrid) suffices there.
+    loop = PoseEstimator(K, width, height, replace(config, scale=config.loop_scale, terms=("hybrid",)))
     traj = Trajectory()
     graph = o3d.pipelines.registration.PoseGraph()
     node_of: dict[int, int] = {}
