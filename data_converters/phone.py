@@ -2,11 +2,14 @@
 
 `ns-process-data polycam --use-depth` copies Polycam's 16-bit millimetre depth maps (256x192 beside 1024x768
 keyframes), upscaled 4x with nearest neighbour and then cropped by `--crop-border-pixels` like the images, so the
-parser's default `depth_unit_scale_factor` (1e-3) gives metres. It drops the confidence map that Polycam exports
-beside each depth map (ARKit's levels: 0 low, 1 medium, 2 high). When the export was a zip, `ns-process-data`
-extracted it inside the scene folder, so the maps are still there: `polycam_confidence` maps nerfstudio's
-`frame_NNNNN` names back to the export's files and writes each map with its depth map's geometry to
-`confidence/`, as the weight level / 2 in uint16 (65535 = 1), the encoding of the refined-depth confidence.
+parser's default `depth_unit_scale_factor` (1e-3) gives metres. Intrinsics are per frame (no top-level ones).
+It drops the confidence map that Polycam exports beside each depth map (ARKit's levels: 0 low, 1 medium,
+2 high). When the export was a zip, `ns-process-data` extracted it inside the scene folder, so the maps are still
+there; when it was a folder (`--data` accepts both), they stay in that folder, which transforms.json does not
+name: it is looked for beside the scene (or linked into it by the user) and used only if its depth maps,
+processed as nerfstudio processes them, are the scene's. `polycam_confidence` maps nerfstudio's `frame_NNNNN`
+names back to the export's files and writes each map with its depth map's geometry to `confidence/`, as the
+weight level / 2 in uint16 (65535 = 1), the encoding of the refined-depth confidence.
 
 `ns-process-data record3d` (nerfstudio 1.1.5) keeps no depth at all: a Record3D export is read directly instead
 (`data_converters.layouts.record3d`).
@@ -47,15 +50,67 @@ def check_scene_has_depth(scene_dir: Path) -> None:
         )
 
 
-def find_polycam_export(scene_dir: Path) -> Path | None:
-    """The `keyframes/` folder of a Polycam export extracted inside a scene (zip input), if it has confidence maps."""
-    scene_dir = Path(scene_dir)
-    candidates = [scene_dir / "keyframes", *sorted(scene_dir.glob("*/keyframes"))]
-    found = [c for c in candidates if (c / CONFIDENCE_DIR).is_dir() and (c / "depth").is_dir()]
-    if len(found) > 1:
-        LOG.warning("%s: several Polycam exports inside (%s); not guessing whose confidence to use", scene_dir, found)
+def _has_confidence(keyframes: Path) -> bool:
+    return (keyframes / CONFIDENCE_DIR).is_dir() and (keyframes / "depth").is_dir()
+
+
+def _copied_depth(scene_dir: Path) -> list[Path]:
+    """The depth maps `ns-process-data polycam --use-depth` wrote (`depth/frame_NNNNN.png`), in order."""
+    return sorted(p for p in (Path(scene_dir) / "depth").glob("frame_*") if _FRAME.match(p.stem))
+
+
+def _selected_depth(scene_dir: Path, keyframes: Path) -> list[Path] | None:
+    """The export's depth maps that nerfstudio copied, in order: it keeps `get_image_filenames(depth_dir,
+    max_dataset_size)`, reproduced from how many it copied; None if the counts cannot match."""
+    from nerfstudio.process_data.process_data_utils import get_image_filenames
+
+    copied = _copied_depth(scene_dir)
+    if not copied:
         return None
-    return found[0] if found else None
+    selected, _ = get_image_filenames(keyframes / "depth", len(copied))
+    return selected if len(selected) == len(copied) else None
+
+
+def _is_source_of(scene_dir: Path, keyframes: Path) -> bool:
+    """Whether the scene's first depth map is the export's matching one upscaled and cropped as nerfstudio does."""
+    from nerfstudio.process_data.process_data_utils import POLYCAM_UPSCALING_TIMES
+
+    selected = _selected_depth(scene_dir, keyframes)
+    if selected is None:
+        return False
+    processed = np.asarray(Image.open(_copied_depth(scene_dir)[0]))
+    expected = like_processed_depth(
+        np.asarray(Image.open(selected[0])), processed.shape[:2], 2**POLYCAM_UPSCALING_TIMES
+    )
+    return expected is not None and expected.dtype == processed.dtype and np.mean(expected != processed) <= 0.01
+
+
+def find_polycam_export(scene_dir: Path) -> Path | None:
+    """The `keyframes/` folder, with confidence maps, of the Polycam export a scene was processed from.
+
+    Inside the scene first: a zip input is extracted there, and a folder export linked or copied into the scene
+    is found the same way. Else beside it, for a folder input (`ns-process-data polycam --data export/`): the
+    scene's siblings and their subfolders, taking only an export whose depth maps are the scene's.
+    """
+    scene_dir = Path(scene_dir)
+    inside = [c for c in [scene_dir / "keyframes", *sorted(scene_dir.glob("*/keyframes"))] if _has_confidence(c)]
+    if len(inside) > 1:
+        LOG.warning("%s: several Polycam exports inside (%s); not guessing whose confidence to use", scene_dir, inside)
+        return None
+    if inside:
+        return inside[0]
+    if not _copied_depth(scene_dir):  # not a scene from `ns-process-data polycam --use-depth`: nothing to look for
+        return None
+    parent, own = scene_dir.parent, scene_dir.resolve()
+    beside = [
+        c
+        for c in [*sorted(parent.glob("*/keyframes")), *sorted(parent.glob("*/*/keyframes"))]
+        if own not in c.resolve().parents and _has_confidence(c) and _is_source_of(scene_dir, c)
+    ]
+    if len(beside) > 1:
+        LOG.warning("%s: several Polycam exports beside it match (%s); not guessing", scene_dir, beside)
+        return None
+    return beside[0] if beside else None
 
 
 def confidence_weights(levels: np.ndarray) -> np.ndarray:
@@ -103,18 +158,15 @@ def polycam_confidence(scene_dir: Path, meta: dict) -> list[Path | None] | None:
     nerfstudio names depth maps `frame_{i + 1:05d}` after the i-th of the export's depth files that it selected
     (`get_image_filenames(depth_dir, max_dataset_size)`); the selection is reproduced from how many it copied.
     """
-    from nerfstudio.process_data.process_data_utils import POLYCAM_UPSCALING_TIMES, get_image_filenames
+    from nerfstudio.process_data.process_data_utils import POLYCAM_UPSCALING_TIMES
 
     scene_dir = Path(scene_dir)
     export = find_polycam_export(scene_dir)
     if export is None:
         return None
-    copied = [p for p in (scene_dir / "depth").glob("frame_*") if _FRAME.match(p.stem)]
-    selected, _ = get_image_filenames(export / "depth", len(copied))
-    if len(selected) != len(copied):
-        LOG.warning(
-            "%s: %d depth maps, the export has %d; not using its confidence", scene_dir, len(copied), len(selected)
-        )
+    selected = _selected_depth(scene_dir, export)
+    if selected is None:
+        LOG.warning("%s: its depth maps do not match the export %s's; not using its confidence", scene_dir, export)
         return None
     conf_by_stem = {p.stem: p for p in (export / CONFIDENCE_DIR).iterdir() if p.suffix.lower() == ".png"}
     out_dir = scene_dir / CONFIDENCE_DIR

@@ -25,7 +25,13 @@ from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
 from data_converters.layouts import Layout
-from data_converters.nerfstudio_scene import DEPTH_UNIT_SCALE, OPENCV_TO_OPENGL, backproject, read_depth_png
+from data_converters.nerfstudio_scene import (
+    OPENCV_TO_OPENGL,
+    backproject,
+    intrinsics_at,
+    read_depth_png,
+    scene_depth_unit,
+)
 from data_converters.phone import check_scene_has_depth, polycam_confidence
 from diffnerf_ns.data_split import EVAL_INTERVAL
 
@@ -90,14 +96,15 @@ class RgbdDataParser(Nerfstudio):
 
     def _generate_dataparser_outputs(self, split: str = "train", **kwargs) -> DataparserOutputs:
         scene_dir = self._resolve_scene()
-        scene_parser = Nerfstudio(replace(self.config, data=scene_dir))
         check_scene_has_depth(scene_dir)
         meta = json.loads((scene_dir / "transforms.json").read_text())
+        unit = self._depth_unit(scene_dir, meta)
+        scene_parser = Nerfstudio(replace(self.config, data=scene_dir, depth_unit_scale_factor=unit))
         outputs = scene_parser._generate_dataparser_outputs(split, **kwargs)
         # The box comes from the raw training depth whatever the split and depth source, so ablations that differ
         # only by the prior get the same box.
         train = outputs if split == "train" else scene_parser._generate_dataparser_outputs("train", **kwargs)
-        lo, hi = self._room_bounds(scene_dir, train)
+        lo, hi = self._room_bounds(scene_dir, train, unit)
         if self.config.depth_source == "refined" and split == "train":
             # Held-out views keep their raw sensor depth: depth metrics never score against the prior's fills.
             outputs = self._use_refined_depth(outputs, scene_dir, meta, scene_parser)
@@ -139,6 +146,22 @@ class RgbdDataParser(Nerfstudio):
         outputs.metadata["depth_confidence_filenames"] = confidence
         return outputs
 
+    def _depth_unit(self, scene_dir: Path, meta: dict) -> float:
+        """Metres per stored depth value, for the raw depth and every layer added to it (refined depth is written
+        in the raw depth's unit): the scene's own `depth_unit_scale_factor` where transforms.json declares one
+        (nerfstudio itself ignores that key), else `--depth-unit-scale-factor`. A value given that contradicts
+        the scene's is an error, not a silent choice; the default 1e-3 counts as not given."""
+        declared = scene_depth_unit(meta)
+        given = float(self.config.depth_unit_scale_factor)
+        if declared is None or given == declared:
+            return given
+        if given != NerfstudioDataParserConfig.depth_unit_scale_factor:
+            raise ValueError(
+                f"{scene_dir / 'transforms.json'} stores depth in units of {declared} m "
+                f"(depth_unit_scale_factor), but --depth-unit-scale-factor {given} was given; drop one of them"
+            )
+        return declared
+
     def _resolve_scene(self) -> Path:
         data = Path(self.config.data)
         if (data / "transforms.json").exists():
@@ -165,6 +188,8 @@ class RgbdDataParser(Nerfstudio):
 
         Frames are matched by the image path nerfstudio hands out, which `--downscale-factor N` moves to
         `images_N/`; the refined layers stay at full resolution (the dataset resizes depth to the image).
+        They are stored like the raw depth they replace (its unit, its resolution: `refine_scene`), so the one
+        `depth_unit_scale_factor` nerfstudio's dataset applies to every depth file reads both in metres.
         """
         by_image = {scene_parser._get_fname(Path(f["file_path"]), scene_dir).resolve(): f for f in meta["frames"]}
         depth, confidence = [], []
@@ -178,7 +203,9 @@ class RgbdDataParser(Nerfstudio):
         outputs.metadata["depth_confidence_filenames"] = confidence
         return outputs
 
-    def _room_bounds(self, scene_dir: Path, train: DataparserOutputs) -> tuple[torch.Tensor, torch.Tensor]:
+    def _room_bounds(
+        self, scene_dir: Path, train: DataparserOutputs, depth_unit: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Box around the training frames' back-projected depth, in the parser's output frame.
 
         Only training frames count, so held-out views leak nothing, and every split gets the same box.
@@ -187,12 +214,12 @@ class RgbdDataParser(Nerfstudio):
         intrinsics = cameras.get_intrinsics_matrices().numpy()
         points = []
         for i, path in enumerate(train.metadata["depth_filenames"]):
-            # In the dataset's unit: `--depth-unit-scale-factor` (metres per stored value) as nerfstudio reads it.
-            depth = read_depth_png(Path(path)) * (self.config.depth_unit_scale_factor / DEPTH_UNIT_SCALE) * scale
+            # In the dataset's unit (metres per stored value, as nerfstudio reads it), times the scene scale.
+            depth = read_depth_png(Path(path), depth_unit) * scale
             # Depth may be stored at a different resolution than the (possibly downscaled) camera.
-            K = np.diag([depth.shape[1] / int(cameras.width[i]), depth.shape[0] / int(cameras.height[i]), 1.0])
+            K = intrinsics_at(intrinsics[i], (int(cameras.height[i]), int(cameras.width[i])), depth.shape)
             c2w = np.vstack([cameras.camera_to_worlds[i].numpy(), [0, 0, 0, 1]]) @ OPENCV_TO_OPENGL
-            points.append(backproject(depth, K @ intrinsics[i], c2w, stride=8))
+            points.append(backproject(depth, K, c2w, stride=8))
         pts = np.concatenate(points)
         if len(pts) == 0:
             raise ValueError(f"{scene_dir}: every training depth map is empty; cannot bound the scene")

@@ -28,7 +28,7 @@ from scipy import stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from data_converters.nerfstudio_scene import depth_to_png_mm, load_scene, write_frame_layers
+from data_converters.nerfstudio_scene import load_scene, write_frame_layers
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
 from diffnerf_ns.prior.rgbd_codec import decode_depth, encode
@@ -211,6 +211,12 @@ def refine_scene(
 ) -> Path:
     """Refine the frames of a converted scene; adds the `REFINED_LAYERS` through the scene writer.
 
+    Any nerfstudio RGB-D scene works (`load_scene`: per-frame intrinsics, the scene's depth unit). Each frame is
+    refined at its depth map's resolution, with the RGB area-resized to it where the two differ (phone depth is
+    often 4x coarser than the images), and its layers are written at that resolution, the refined depth in the
+    scene's depth unit: readers then treat them exactly as the raw depth they replace (nerfstudio's depth
+    dataset resizes both to the image).
+
     `train_only` refines just the frames in transforms.json's `train_filenames`: only training views are
     supervised with refined depth (held-out views are scored on raw depth), so the rest would be wasted work.
     """
@@ -230,15 +236,10 @@ def refine_scene(
             if i not in wanted:
                 yield None
                 continue
-            rgb, raw = scene.rgb(i), scene.depth(i)
-            if rgb.shape[:2] != (scene.height, scene.width) or raw.shape != (scene.height, scene.width):
-                raise ValueError(
-                    f"{scene.image_paths[i]}: rgb {rgb.shape[:2]} / depth {raw.shape} differ from the scene size "
-                    f"{scene.height}x{scene.width} in transforms.json"
-                )
+            rgb, raw, _ = scene.rgbd(i)
             result = refine_depth(prior, rgb, raw, config)
             yield {
-                "refined_depth_file_path": depth_to_png_mm(result.depth),
+                "refined_depth_file_path": scene.depth_png(result.depth),
                 "depth_confidence_file_path": np.round(result.confidence * CONFIDENCE_PNG_SCALE).astype(np.uint16),
             }
 

@@ -63,10 +63,11 @@ def frames_from_arrays(
 def frames_from_scene(scene_dir: Path) -> list[TrainingFrame]:
     """All frames of a converted scene; its (raw, holed) depth is the target, crops avoid holes."""
     scene = load_scene(scene_dir)  # transforms.json intrinsics: nerfstudio's pixel convention already
-    return [
-        TrainingFrame(scene.rgb(i), scene.depth(i), str(scene.depth_paths[i]), K=scene.K)
-        for i in range(len(scene.image_paths))
-    ]
+    frames = []
+    for i in range(len(scene.image_paths)):
+        rgb, depth, K = scene.rgbd(i)  # at the depth map's resolution, as refinement sees the frame
+        frames.append(TrainingFrame(rgb, depth, str(scene.depth_paths[i]), K=K))
+    return frames
 
 
 def synthetic_room_frames(
