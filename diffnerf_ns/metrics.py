@@ -2,7 +2,8 @@
 
 - image metrics: PSNR, SSIM, and LPIPS when its weights are on disk (see diffnerf_ns.compat);
 - depth metrics: AbsRel, RMSE, delta < 1.25 (standard NYU definitions) on planar z-depth;
-- surface metrics: Chamfer distance and F-score between point sets;
+- surface metrics: accuracy (prediction to truth), completeness (truth to prediction), Chamfer distance and
+  F-score between point sets, and completeness restricted to a subset of the truth (the sensor's holes);
 - trajectory error: ATE after rigid alignment, relative rotation error.
 
 Inputs are ground truth and prediction in the same frame and units; conversions (ray distance to
@@ -50,20 +51,40 @@ def depth_metrics(pred: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor | No
 def surface_metrics(
     pred: np.ndarray, gt: np.ndarray, threshold: float = 0.05, max_points: int = 200_000, seed: int = 0
 ) -> dict[str, float]:
-    """Chamfer distance (mean of both directions, metres) and F-score at `threshold` between point sets."""
+    """Accuracy (mean distance of predicted points to the truth, metres), completeness (mean distance of true points
+    to the prediction), Chamfer distance (the mean of the two) and F-score at `threshold` between point sets."""
     if len(pred) == 0:
-        return {"chamfer": float("inf"), "fscore": 0.0, "precision": 0.0, "recall": 0.0}
+        inf = float("inf")
+        return {"accuracy": inf, "completeness": inf, "chamfer": inf, "fscore": 0.0, "precision": 0.0, "recall": 0.0}
     rng = np.random.default_rng(seed)
     pred, gt = (p[rng.choice(len(p), max_points, replace=False)] if len(p) > max_points else p for p in (pred, gt))
     to_gt, _ = cKDTree(gt).query(pred)
     to_pred, _ = cKDTree(pred).query(gt)
     precision, recall = float((to_gt < threshold).mean()), float((to_pred < threshold).mean())
     return {
+        "accuracy": float(to_gt.mean()),
+        "completeness": float(to_pred.mean()),
         "chamfer": float(0.5 * (to_gt.mean() + to_pred.mean())),
         "fscore": 2 * precision * recall / max(precision + recall, 1e-12),
         "precision": precision,
         "recall": recall,
     }
+
+
+def subset_completeness(
+    pred: np.ndarray, subset: np.ndarray, threshold: float = 0.05, max_points: int = 200_000, seed: int = 0
+) -> dict[str, float]:
+    """Completeness over a subset of the true surface (e.g. where the sensor had holes): the mean distance of its
+    points to the prediction (metres) and the fraction within `threshold` (recall). NaN when the subset is empty."""
+    if len(subset) == 0:
+        return {"completeness": float("nan"), "recall": float("nan")}
+    if len(pred) == 0:
+        return {"completeness": float("inf"), "recall": 0.0}
+    rng = np.random.default_rng(seed)
+    if len(pred) > max_points:
+        pred = pred[rng.choice(len(pred), max_points, replace=False)]
+    to_pred, _ = cKDTree(pred).query(subset)
+    return {"completeness": float(to_pred.mean()), "recall": float((to_pred < threshold).mean())}
 
 
 def align_rigid(est_c2w: np.ndarray, gt_c2w: np.ndarray) -> np.ndarray:

@@ -207,12 +207,18 @@ class DiffNerfModel(DepthNerfactoModel):
         return {name: torch.stack([terms[name] for terms in per_patch]).mean() for name in per_patch[0]}
 
     @torch.no_grad()
-    def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, torch.Tensor]:
+    def get_outputs_for_camera_ray_bundle(self, camera_ray_bundle: RayBundle) -> dict[str, torch.Tensor]:
+        """A whole image of rays (what `get_outputs_for_camera` and `ns-export tsdf`'s `render_trajectory` call):
+        normals only when the viewer's checkbox asks, like any camera render."""
         self._rendering_camera = True
         try:
-            outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
+            return super().get_outputs_for_camera_ray_bundle(camera_ray_bundle)
         finally:
             self._rendering_camera = False
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, torch.Tensor]:
+        outputs = super().get_outputs_for_camera(camera, obb_box=obb_box)
         reg = self.regulariser
         if reg is not None:
             z = ray_to_z_depth(outputs["depth"], outputs["directions_norm"])[..., 0] * self.metres_per_unit

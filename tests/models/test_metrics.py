@@ -12,6 +12,7 @@ from diffnerf_ns.metrics import (
     image_metrics,
     path_length_ratio,
     relative_rotation_errors,
+    subset_completeness,
     surface_metrics,
 )
 
@@ -41,6 +42,25 @@ def test_surface_metrics_of_an_offset_plane() -> None:
     assert abs(surface_metrics(shifted, plane)["chamfer"] - 0.03) < 1e-6
     assert surface_metrics(shifted, plane)["fscore"] == 1.0
     assert surface_metrics(shifted, plane, threshold=0.02)["fscore"] == 0.0
+
+
+def test_accuracy_and_completeness_have_directions() -> None:
+    """A plane predicted exactly plus a far blob, and a half plane: catches swapped directions (accuracy must see the
+    blob, completeness the missing half) and completeness over the wrong subset (the hole is the missing half)."""
+    u, v = np.meshgrid(np.linspace(0, 1, 101), np.linspace(0, 1, 101))
+    plane = np.stack([u.ravel(), v.ravel(), np.zeros(u.size)], 1)
+    blob = np.full((plane.shape[0] // 4, 3), 2.0)
+    m = surface_metrics(np.concatenate([plane, blob]), plane)
+    assert m["completeness"] < 1e-9 and m["accuracy"] > 0.3
+    half = plane[plane[:, 0] <= 0.5]
+    m = surface_metrics(half, plane)
+    assert m["accuracy"] < 1e-9 and 0.1 < m["completeness"] < 0.2
+    assert abs(m["chamfer"] - 0.5 * (m["accuracy"] + m["completeness"])) < 1e-12
+    hole = plane[plane[:, 0] > 0.75]  # truth inside the hole: 0.25 to 0.5 away from the half plane
+    h = subset_completeness(half, hole)
+    assert h["recall"] == 0.0 and 0.25 < h["completeness"] < 0.5
+    assert subset_completeness(plane, hole)["recall"] == 1.0
+    assert np.isnan(subset_completeness(plane, plane[:0])["completeness"])
 
 
 def test_trajectory_error_is_frame_independent() -> None:
