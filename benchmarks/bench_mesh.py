@@ -262,10 +262,13 @@ class Variant:
     method: str = MeshSettings.method
     sensor_only: bool = False
     """Fuse only the training views' own depth (the export's fusion without the model: isolates what it adds)."""
+    seen_through: bool = MeshSettings.seen_through_margin is not None
+    """Drop rendered points that a training view's sensor depth sees through (`drop_seen_through`)."""
 
 
 COLLECTS = {  # name -> MeshSettings fields that decide which views are rendered
     "sensor-filled_ds4": {"depth": "sensor-filled", "downscale": 4},
+    "sensor-filled_ds4_any-spread": {"depth": "sensor-filled", "downscale": 4, "max_depth_spread": None},
     "sensor-filled_ds2": {"depth": "sensor-filled", "downscale": 2},
     "sensor-filled_ds4_dataset-poses": {"depth": "sensor-filled", "downscale": 4, "poses": "dataset"},
     "rendered_ds8": {"depth": "rendered", "downscale": 8},
@@ -273,6 +276,9 @@ COLLECTS = {  # name -> MeshSettings fields that decide which views are rendered
 }
 VARIANTS = {  # row name -> export; DEFAULT is `MeshSettings()` (checked in `Bench.main`)
     DEFAULT: Variant("sensor-filled_ds4"),
+    "diffnerf, every rendered hole pixel (no spread or free-space test)": Variant(
+        "sensor-filled_ds4_any-spread", seen_through=False
+    ),
     "diffnerf trunc 8 cm": Variant("sensor-filled_ds4", truncation=0.08),
     "diffnerf seen once (weight > 0.5)": Variant("sensor-filled_ds4", weight_threshold=0.5),
     "diffnerf holes rendered at 1/2 res": Variant("sensor-filled_ds2"),
@@ -301,7 +307,11 @@ class Bench:
     threads: int = 1
     """torch/OpenMP threads per process (2 threads on 2 shared cores ran 11x slower here: 7.2 vs 0.65 s/it)."""
     variants: tuple[str, ...] = tuple(VARIANTS)
-    sun3d_variants: tuple[str, ...] = (DEFAULT, "diffnerf rendered depth only (1/8 res)")
+    sun3d_variants: tuple[str, ...] = (
+        DEFAULT,
+        "diffnerf, every rendered hole pixel (no spread or free-space test)",
+        "diffnerf rendered depth only (1/8 res)",
+    )
     """Export variants on SUN3D (each rendered one costs minutes at 640x480)."""
     workdir: Path = Path("outputs/bench_mesh")
     report: Path = Path("benchmarks/results/mesh.md")
@@ -379,7 +389,7 @@ class Bench:
         return mesh, json.loads(record.read_text())["seconds"]
 
     def diffnerf_rows(self, run: Path, truth: Truth, names: tuple[str, ...], sun3d_view: Path | None) -> dict:
-        from diffnerf_ns.export_mesh import crop_to_box, fuse_views, poisson_mesh
+        from diffnerf_ns.export_mesh import crop_to_box, drop_seen_through, fuse_views, poisson_mesh
 
         rows = {}
         frame = world_frame_of(run)
@@ -388,6 +398,8 @@ class Bench:
             views = [w for w in load_views(run / f"{v.collect}.npz") if not (v.sensor_only and w.rendered)]
             info = json.loads((run / f"{v.collect}.json").read_text())
             start = time.perf_counter()
+            if v.seen_through:
+                views = drop_seen_through(views, MeshSettings.seen_through_margin, MeshSettings.seen_through_per_metre)
             if v.method == "tsdf":
                 mesh = fuse_views(views, self.voxel, v.truncation, frame.diagonal(), v.weight_threshold)
             else:
@@ -522,8 +534,12 @@ class Bench:
             + ".  ",
             "Rows: `tsdf-fusion`: Open3D TSDF of the converted raw depth. `diffnerf`: `diffnerf-export-mesh` defaults "
             f"(sensor depth where measured, the model's depth rendered at 1/{MeshSettings.downscale} resolution in "
-            f"the holes; truncation {MeshSettings.truncation * 100:.0f} cm; voxels seen at least twice; refined "
-            "poses); the rows below it change one setting. "
+            f"the holes where the model is sure of one surface: median and expected depth within "
+            f"{MeshSettings.max_depth_spread * 100:.0f} cm, and no training view's sensor depth seeing through the "
+            f"point; truncation {MeshSettings.truncation * 100:.0f} cm; voxels seen at least twice; refined "
+            "poses); the rows below it change one setting. Fusion uses Open3D's defaults (truncation 8 voxels = "
+            f"{8 * self.voxel * 100:.0f} cm), as users run it; the row `sensor depth only, diffnerf's fusion settings` "
+            "separates what the export's settings give from what the model adds. "
             f"`depth-nerfacto + ns-export tsdf`: nerfstudio's exporter with the room's box, rendered at "
             f"1/{self.peer_downscale} resolution.  ",
             "Scores (cm; F at 5 cm): accuracy = mean distance of the mesh's surface to the truth, completeness = of "

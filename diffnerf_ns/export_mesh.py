@@ -12,8 +12,9 @@ Open3D's TSDF, which handles both:
   scale of `dataparser_transforms.json` are undone, so voxel size and truncation are metres;
 - `--depth sensor-filled` (default): the training views' own depth (what the model was supervised with) where the
   sensor measured it, and the model's rendered depth only where the sensor has holes, rendered at 1/`downscale`;
-  `--depth rendered`: the model's depth everywhere. Rendered pixels whose accumulation is below `min_accumulation`
-  (no surface along the ray) are never fused;
+  `--depth rendered`: the model's depth everywhere. Rendered pixels are fused only where the model is sure of one
+  surface: accumulation at least `min_accumulation`, median and expected ray-termination depth within
+  `max_depth_spread`, and no training view's sensor depth seeing through the point (free space it measured);
 - training views are fused at their refined poses when the run refined poses; `views_between` adds rendered views
   interpolated between consecutive training views.
 
@@ -244,31 +245,86 @@ def refined_poses(pipeline: Pipeline, cameras: Cameras) -> torch.Tensor:
     return torch.cat([adj[:, :3, :3] @ c2w[:, :3, :3], c2w[:, :3, 3:] + adj[:, :3, 3:]], dim=-1)
 
 
+@dataclass
+class Rendered:
+    """One rendered camera: colour, planar depth in metres (median ray termination), and how sure the model is."""
+
+    rgb: np.ndarray
+    """(H, W, 3) uint8."""
+    depth: np.ndarray
+    """(H, W) float32 planar z, metres (the median of the ray's termination: one surface, not a blend)."""
+    spread: np.ndarray
+    """(H, W) |median - expected| termination depth, metres: large where the ray's density is spread over several
+    surfaces or over free space (a guess, not a surface)."""
+    accumulation: np.ndarray
+    """(H, W) accumulated opacity; unrendered pixels have 0 here and in `depth`."""
+
+
 def render_depth(
     model: torch.nn.Module, camera: Cameras, frame: WorldFrame, pixels: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Render one camera (or only `pixels`, a boolean (H, W) mask): colour, planar depth in metres, accumulation.
+) -> Rendered:
+    """Render one camera (or only `pixels`, a boolean (H, W) mask).
 
     The model renders distance along each ray in the normalised frame; it is converted to planar z and metres here.
-    Unrendered pixels get depth 0 and accumulation 0.
     """
     h, w = int(camera.height), int(camera.width)
     rays = camera.generate_rays(camera_indices=0, keep_shape=True)
+    flat = torch.from_numpy(np.flatnonzero(np.ones((h, w), bool) if pixels is None else pixels))
     if pixels is not None:
-        flat = torch.from_numpy(np.flatnonzero(pixels))
         rays = rays.flatten()[flat][:, None]  # an (n, 1) "image" of the wanted rays
     with torch.no_grad():
         out = model.get_outputs_for_camera_ray_bundle(rays)
-    z = (ray_to_z_depth(out["depth"], out["directions_norm"]) / frame.scale)[..., 0].cpu().numpy()
-    acc = out["accumulation"][..., 0].cpu().numpy()
-    rgb = (out["rgb"][..., :3].clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-    if pixels is None:
-        return rgb, z.astype(np.float32), acc
-    full = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.uint8)
-    full[0].reshape(-1)[flat.numpy()] = z[:, 0]
-    full[1].reshape(-1)[flat.numpy()] = acc[:, 0]
-    full[2].reshape(-1, 3)[flat.numpy()] = rgb[:, 0]
-    return full[2], full[0], full[1]
+
+    def z_of(key: str) -> np.ndarray:
+        return (ray_to_z_depth(out[key], out["directions_norm"]) / frame.scale).reshape(-1).cpu().numpy()
+
+    def full(values: np.ndarray, dtype: type, channels: int = 1) -> np.ndarray:
+        image = np.zeros((h * w, channels), dtype)
+        image[flat.numpy()] = values.reshape(len(flat), channels)
+        return image.reshape(h, w, channels)[..., 0] if channels == 1 else image.reshape(h, w, channels)
+
+    z = z_of("depth")
+    return Rendered(
+        rgb=full((out["rgb"][..., :3].clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8), np.uint8, 3),
+        depth=full(z, np.float32),
+        spread=full(np.abs(z - z_of("expected_depth")), np.float32),
+        accumulation=full(out["accumulation"].cpu().numpy(), np.float32),
+    )
+
+
+def drop_seen_through(views: list[DepthView], margin: float, margin_per_metre: float) -> list[DepthView]:
+    """The views with each rendered pixel removed where a sensor view measured free space through its point.
+
+    A rendered point that a sensor view sees *past* (its measured depth there exceeds the point's depth by more than
+    `margin + margin_per_metre * depth`, the sensor's noise) lies in space that camera saw empty: a floater. Points
+    a sensor view sees in front of them (occluded there) or not at all are kept.
+    """
+    sensors = [v for v in views if not v.rendered]
+    out = []
+    for view in views:
+        if not view.rendered or not sensors:
+            out.append(view)
+            continue
+        v, u = np.nonzero(view.depth > 0)
+        points = backproject_view(view)
+        seen_through = np.zeros(len(points), bool)
+        for sensor in sensors:
+            w2c = np.linalg.inv(sensor.c2w)
+            cam = points @ w2c[:3, :3].T + w2c[:3, 3]
+            z = cam[:, 2]
+            front = z > 1e-6
+            zs = np.where(front, z, 1.0)
+            px = np.floor(cam[:, 0] / zs * sensor.K[0, 0] + sensor.K[0, 2]).astype(np.int64)
+            py = np.floor(cam[:, 1] / zs * sensor.K[1, 1] + sensor.K[1, 2]).astype(np.int64)
+            h, w = sensor.depth.shape
+            hit = front & (px >= 0) & (px < w) & (py >= 0) & (py < h)
+            measured = np.zeros(len(points), np.float32)
+            measured[hit] = sensor.depth[py[hit], px[hit]]
+            seen_through |= hit & (measured > z + margin + margin_per_metre * z)
+        depth = view.depth.copy()
+        depth[v[seen_through], u[seen_through]] = 0.0
+        out.append(DepthView(view.rgb, depth, view.K, view.c2w, rendered=True))
+    return out
 
 
 def holes_at(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -312,6 +368,13 @@ class MeshSettings:
     """Rendered views interpolated between consecutive training views (all their pixels rendered)."""
     min_accumulation: float = 0.5
     """Rendered pixels with less accumulated opacity (no surface on the ray) are not fused."""
+    max_depth_spread: float | None = 0.02
+    """Rendered pixels whose median and expected termination depths differ by more (metres) are not fused: the
+    model spreads that ray over several surfaces or free space. None fuses them all."""
+    seen_through_margin: float | None = 0.03
+    """Rendered points a training view's sensor depth sees past by more than this (metres, plus
+    `seen_through_per_metre` x depth) are not fused: that camera measured free space there. None skips the check."""
+    seen_through_per_metre: float = 0.02
     box_margin: float = 0.02
     """Depth within this distance (metres) of the scene box's faces is not fused: rays that hit nothing end there."""
     weight_threshold: float = 1.0
@@ -339,13 +402,16 @@ def collect_views(pipeline: Pipeline, settings: MeshSettings, log=print) -> tupl
 
     def render(camera: Cameras, pixels: np.ndarray | None) -> DepthView:
         start = time.perf_counter()
-        rgb, z, acc = render_depth(model, camera.to(pipeline.device), frame, pixels)
+        out = render_depth(model, camera.to(pipeline.device), frame, pixels)
         stats["render_seconds"] += time.perf_counter() - start
-        stats["rendered_rays"] += int(z.size if pixels is None else pixels.sum())
-        z[acc < settings.min_accumulation] = 0.0
+        stats["rendered_rays"] += int(out.depth.size if pixels is None else pixels.sum())
+        unsure = out.accumulation < settings.min_accumulation
+        if settings.max_depth_spread is not None:
+            unsure |= out.spread > settings.max_depth_spread
+        z = np.where(unsure, 0.0, out.depth).astype(np.float32)
         K = camera.get_intrinsics_matrices()[0].numpy().astype(np.float64)
         c2w = frame.pose_to_world(camera.camera_to_worlds[0].numpy().astype(np.float64))
-        return keep_inside(DepthView(rgb, z, K, c2w, rendered=True), frame, settings.box_margin)
+        return keep_inside(DepthView(out.rgb, z, K, c2w, rendered=True), frame, settings.box_margin)
 
     for i in range(len(cameras)):
         camera = cameras[i : i + 1].to("cpu")
@@ -387,6 +453,8 @@ def export_mesh(pipeline: Pipeline, settings: MeshSettings, log=print) -> tuple[
     start = time.perf_counter()
     frame = WorldFrame.of_pipeline(pipeline)
     views, stats = collect_views(pipeline, settings, log)
+    if settings.seen_through_margin is not None:
+        views = drop_seen_through(views, settings.seen_through_margin, settings.seen_through_per_metre)
     fuse_start = time.perf_counter()
     if settings.method == "tsdf":
         mesh = fuse_views(views, settings.voxel, settings.truncation, frame.diagonal(), settings.weight_threshold)

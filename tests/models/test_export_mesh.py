@@ -18,6 +18,7 @@ from diffnerf_ns.export_mesh import (
     MeshSettings,
     WorldFrame,
     backproject_view,
+    drop_seen_through,
     export_mesh,
     fuse_views,
     mesh_depth,
@@ -76,8 +77,10 @@ class WallModel(torch.nn.Module):
         dist = (offset - o @ normal) / (d @ normal)
         hit = dist > 0
         self.rays_rendered += int(np.prod(o.shape[:-1]))
+        depth = torch.where(hit, dist, torch.zeros_like(dist))[..., None]
         return {
-            "depth": torch.where(hit, dist, torch.zeros_like(dist))[..., None],
+            "depth": depth,
+            "expected_depth": depth,
             "directions_norm": bundle.metadata["directions_norm"],
             "accumulation": hit.float()[..., None],
             "rgb": torch.full((*o.shape[:-1], 3), 0.5),
@@ -89,8 +92,9 @@ def test_rendered_depth_is_planar_metres_in_the_world() -> None:
     scale (every point at 1/0.4 of its distance): back-projected rendered depth must lie on the world wall."""
     frame = make_frame()
     camera = world_camera(frame)
-    rgb, z, acc = render_depth(WallModel(frame), camera, frame)
-    assert (acc > 0).all()
+    out = render_depth(WallModel(frame), camera, frame)
+    rgb, z = out.rgb, out.depth
+    assert (out.accumulation > 0).all() and (out.spread == 0).all()
     K = camera_K(camera)
     c2w = frame.pose_to_world(camera.camera_to_worlds[0].numpy().astype(np.float64))
     np.testing.assert_allclose(c2w, np.eye(4), atol=1e-5)
@@ -212,3 +216,49 @@ def test_whole_image_renders_skip_density_normals(monkeypatch) -> None:
     assert not calls
     with torch.no_grad():
         assert "normals" in model(image.flatten())
+
+
+def test_rendered_pixels_spread_over_depth_are_not_fused() -> None:
+    """Catches the spread filter inverted or skipped: rays whose expected termination lies 0.3 m behind their median
+    (density smeared along the ray) must not reach the mesh; the others must."""
+    frame = make_frame()
+    camera = world_camera(frame)
+    pipeline = fake_pipeline(frame, np.zeros((36, 48), np.float32), camera)
+    model = pipeline.model
+    inner = model.get_outputs_for_camera_ray_bundle
+
+    def smeared_left_half(bundle):
+        out = inner(bundle)
+        x_world = (bundle.directions @ torch.from_numpy(frame.transform[:, :3]).float())[..., :1]
+        left = x_world < 0
+        return {**out, "expected_depth": out["depth"] + left.float() * 0.3 * frame.scale}
+
+    model.get_outputs_for_camera_ray_bundle = smeared_left_half
+    settings = MeshSettings(depth="rendered", downscale=1, weight_threshold=0.5, box_margin=0.0)
+    vertices = np.asarray(export_mesh(pipeline, settings, log=lambda *_: None)[0].vertices)
+    assert len(vertices) > 50
+    assert (vertices[:, 0] > -0.03).all()  # nothing from the smeared half (a voxel and a half of slack)
+    everything = MeshSettings(
+        depth="rendered", downscale=1, weight_threshold=0.5, box_margin=0.0, max_depth_spread=None
+    )
+    assert (np.asarray(export_mesh(pipeline, everything, log=lambda *_: None)[0].vertices)[:, 0] < -0.1).any()
+
+
+def test_rendered_points_in_measured_free_space_are_dropped() -> None:
+    """Catches the free-space test's comparison reversed (dropping occluded points, keeping floaters), points
+    projected with the wrong pose, and sensor views' own depth being filtered."""
+    K = np.array([[40.0, 0, 24], [0, 40.0, 18], [0, 0, 1]])
+    wall = np.full((36, 48), 2.0, np.float32)
+    sensor = DepthView(np.zeros((36, 48, 3), np.uint8), wall, K, np.eye(4))
+    side = np.eye(4)
+    side[0, 3] = 0.5  # the rendered view stands 0.5 m to the right, looking the same way
+    rendered = np.zeros((36, 48), np.float32)
+    rendered[18, 10] = 1.0  # a floater 1 m in front of the wall the sensor measured: seen through
+    rendered[18, 30] = 3.0  # behind the wall: occluded for the sensor, kept
+    rendered[18, 20] = 1.97  # within the sensor's noise of the wall: kept
+    rendered[18, 47] = 1.0  # outside the sensor's view: kept
+    view = DepthView(np.zeros((36, 48, 3), np.uint8), rendered, K, side, rendered=True)
+    kept_sensor, kept = drop_seen_through([sensor, view], 0.03, 0.02)
+    assert kept_sensor is sensor
+    assert kept.depth[18, 10] == 0.0
+    np.testing.assert_array_equal(kept.depth[18, [30, 20, 47]], np.float32([3.0, 1.97, 1.0]))
