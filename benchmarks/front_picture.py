@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import tyro
 
-from diffnerf_ns.export_mesh import MeshSettings, WorldFrame, export_mesh, render_depth
+from diffnerf_ns.export_mesh import MeshSettings, WorldFrame, cast_camera_rays, export_mesh, render_depth
 
 if TYPE_CHECKING:
     import open3d as o3d
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 class FrontPicture:
     load_config: Path = tyro.MISSING
     """A trained run's config.yml (the picture in the README uses the SUN3D run of `benchmarks/bench_mesh.py`)."""
+    label: str | None = None
+    """Scene name in the title (default: the run's experiment name)."""
     view: int = 1
     """Which held-out (eval split) view to show."""
     output: Path = Path("benchmarks/results/front.png")
@@ -38,18 +40,10 @@ class FrontPicture:
 
 def mesh_shading(mesh: o3d.geometry.TriangleMesh, K: np.ndarray, c2w: np.ndarray, height: int, width: int):
     """|cos| of the angle between each pixel's ray and the mesh face it hits (NaN where it hits nothing)."""
-    import open3d as o3d
-
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
-    dirs = cam @ c2w[:3, :3].T
-    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    rays = np.concatenate([np.broadcast_to(c2w[:3, 3], dirs.shape), dirs], -1).astype(np.float32)
-    hit = scene.cast_rays(o3d.core.Tensor(rays))
-    shade = np.abs((hit["primitive_normals"].numpy() * dirs).sum(-1))
-    return np.where(np.isfinite(hit["t_hit"].numpy()), shade, np.nan)
+    hit, dirs = cast_camera_rays(mesh, K, c2w, height, width)
+    dirs = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+    shade = np.abs((hit["primitive_normals"] * dirs).sum(-1))
+    return np.where(np.isfinite(hit["t_hit"]), shade, np.nan)
 
 
 def main(args: FrontPicture) -> None:
@@ -96,14 +90,16 @@ def main(args: FrontPicture) -> None:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.suptitle(
-        f"{config.experiment_name}: held-out view {args.view}; depth {lo:.1f}-{hi:.1f} m (planar z), black = none",
+        f"{args.label or config.experiment_name}: held-out view {args.view}; "
+        f"depth {lo:.1f}-{hi:.1f} m (planar z), black = none",
         fontsize=9,
     )
     fig.tight_layout()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.output, dpi=100)
     record = {
-        "command": f"python -m benchmarks.front_picture --load-config {args.load_config} --view {args.view}",
+        "command": f"python -m benchmarks.front_picture --load-config {args.load_config} --view {args.view}"
+        + (f" --label '{args.label}'" if args.label else ""),
         "machine": f"{platform.machine()} CPU, {torch.get_num_threads()} torch threads",
         "mesh_triangles": len(mesh.triangles),
         "mesh_seconds": stats["seconds"],

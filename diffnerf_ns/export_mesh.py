@@ -211,11 +211,12 @@ def poisson_mesh(views: list[DepthView], voxel: float, depth: int = 9) -> o3d.ge
     return mesh
 
 
-def mesh_depth(mesh: o3d.geometry.TriangleMesh, K: np.ndarray, c2w: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Planar z-depth (metres, 0 where no triangle is hit) of a mesh seen by an OpenCV camera (nerfstudio intrinsics).
-
-    Each ray's direction has camera-z 1, so Open3D's hit distance (in units of the direction's length) is z itself.
-    """
+def cast_camera_rays(
+    mesh: o3d.geometry.TriangleMesh, K: np.ndarray, c2w: np.ndarray, height: int, width: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Open3D's ray-cast results (`t_hit`, `primitive_normals`, ...) for every pixel of an OpenCV camera
+    (nerfstudio intrinsics) and the world ray directions, scaled to camera-z 1: Open3D measures `t_hit` in
+    units of the direction's length, so `t_hit` is planar z-depth (inf where no triangle is hit)."""
     import open3d as o3d
 
     scene = o3d.t.geometry.RaycastingScene()
@@ -225,7 +226,12 @@ def mesh_depth(mesh: o3d.geometry.TriangleMesh, K: np.ndarray, c2w: np.ndarray, 
     dirs = cam @ c2w[:3, :3].T
     origins = np.broadcast_to(c2w[:3, 3], dirs.shape)
     rays = o3d.core.Tensor(np.concatenate([origins, dirs], -1).astype(np.float32))
-    t = scene.cast_rays(rays)["t_hit"].numpy()
+    return {k: v.numpy() for k, v in scene.cast_rays(rays).items()}, dirs
+
+
+def mesh_depth(mesh: o3d.geometry.TriangleMesh, K: np.ndarray, c2w: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Planar z-depth (metres, 0 where no triangle is hit) of a mesh seen by an OpenCV camera."""
+    t = cast_camera_rays(mesh, K, c2w, height, width)[0]["t_hit"]
     return np.where(np.isfinite(t), t, 0.0).astype(np.float32)
 
 

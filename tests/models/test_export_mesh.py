@@ -6,11 +6,13 @@ in the dataparser's normalised frame), so every conversion the exporter makes is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.cameras.rays import RayBundle
 from scipy.spatial.transform import Rotation
 
 from diffnerf_ns.export_mesh import (
@@ -159,19 +161,22 @@ def test_sensor_filled_mesh_is_bounded_metric_and_fills_holes() -> None:
     assert stats["rendered_rays"] == pipeline.model.rays_rendered == 80
 
 
+def sensorless_pipeline(edit: Callable[[RayBundle, dict], dict]) -> tuple[SimpleNamespace, WorldFrame]:
+    """A wall scene without sensor depth whose model's renders pass through `edit(bundle, outputs)`."""
+    frame = make_frame()
+    pipeline = fake_pipeline(frame, np.zeros((36, 48), np.float32), world_camera(frame))
+    inner = pipeline.model.get_outputs_for_camera_ray_bundle
+    pipeline.model.get_outputs_for_camera_ray_bundle = lambda bundle: edit(bundle, inner(bundle))
+    return pipeline, frame
+
+
 def test_rendered_mode_without_surface_fuses_nothing() -> None:
     """Catches fusing rays that hit nothing (accumulation 0: nerfstudio still reports a depth) as a surface."""
-    frame = make_frame()
-    camera = world_camera(frame)
-    pipeline = fake_pipeline(frame, np.zeros((36, 48), np.float32), camera)
-    model = pipeline.model
-    inner = model.get_outputs_for_camera_ray_bundle
-
-    def nothing_there(bundle):
-        out = inner(bundle)
-        return {**out, "depth": torch.full_like(out["depth"], 0.5), "accumulation": torch.zeros_like(out["depth"])}
-
-    model.get_outputs_for_camera_ray_bundle = nothing_there
+    pipeline, _ = sensorless_pipeline(
+        lambda _, out: {
+            **out, "depth": torch.full_like(out["depth"], 0.5), "accumulation": torch.zeros_like(out["depth"])
+        }
+    )  # fmt: skip
     mesh, _ = export_mesh(
         pipeline, MeshSettings(depth="rendered", downscale=1, weight_threshold=0.5), log=lambda *_: None
     )
@@ -221,19 +226,13 @@ def test_whole_image_renders_skip_density_normals(monkeypatch) -> None:
 def test_rendered_pixels_spread_over_depth_are_not_fused() -> None:
     """Catches the spread filter inverted or skipped: rays whose expected termination lies 0.3 m behind their median
     (density smeared along the ray) must not reach the mesh; the others must."""
-    frame = make_frame()
-    camera = world_camera(frame)
-    pipeline = fake_pipeline(frame, np.zeros((36, 48), np.float32), camera)
-    model = pipeline.model
-    inner = model.get_outputs_for_camera_ray_bundle
 
-    def smeared_left_half(bundle):
-        out = inner(bundle)
+    def smeared_left_half(bundle: RayBundle, out: dict) -> dict:
         x_world = (bundle.directions @ torch.from_numpy(frame.transform[:, :3]).float())[..., :1]
         left = x_world < 0
         return {**out, "expected_depth": out["depth"] + left.float() * 0.3 * frame.scale}
 
-    model.get_outputs_for_camera_ray_bundle = smeared_left_half
+    pipeline, frame = sensorless_pipeline(smeared_left_half)
     settings = MeshSettings(depth="rendered", downscale=1, weight_threshold=0.5, box_margin=0.0)
     vertices = np.asarray(export_mesh(pipeline, settings, log=lambda *_: None)[0].vertices)
     assert len(vertices) > 50
