@@ -165,3 +165,13 @@ def information_matrix(
         ]
     ).reshape(-1, 6)
     return G.T @ G
+
+
+def choose_estimate(costs: list[float], preferred: bool, margin: float) -> int:
+    """Index of the estimate to keep among `costs` (one residual each). With `preferred`, the first estimate
+    is kept unless another's cost is lower by more than the fraction `margin` of its cost; otherwise the
+    lowest cost wins."""
+    best = int(np.argmin(costs))
+    if preferred and costs[best] >= costs[0] * (1.0 - margin):
+        return 0
+    return best

@@ -11,7 +11,7 @@ import pytest
 
 from data_converters.capture import Capture
 from data_converters.layouts.threedmatch import read_threedmatch
-from data_converters.pose_edges import depth_cloud, edge_cost, feature_guess, information_matrix
+from data_converters.pose_edges import choose_estimate, depth_cloud, edge_cost, feature_guess, information_matrix
 from data_converters.poses import PoseConfig, estimate_trajectory, motion_size
 from diffnerf_ns.metrics import absolute_trajectory_error, path_length_ratio
 
@@ -73,6 +73,16 @@ def test_information_matrix_counts_inliers_in_the_translation_block(sun3d: Captu
     assert n > 1000
     np.testing.assert_allclose(info[3:, 3:], n * np.eye(3))
     assert np.all(np.linalg.eigvalsh(info) > 0)
+
+
+def test_choose_estimate_switches_only_past_the_margin() -> None:
+    """Catches an inverted comparison, a margin read as absolute instead of relative, or a no-op margin."""
+    assert choose_estimate([0.5, 0.46, 0.6], preferred=True, margin=0.1) == 0  # 8% lower: stays
+    assert choose_estimate([0.5, 0.44, 0.6], preferred=True, margin=0.1) == 1  # 12% lower: switches
+    assert choose_estimate([0.5, 0.6, 0.3], preferred=True, margin=0.1) == 2
+    assert choose_estimate([0.05, 0.046], preferred=True, margin=0.1) == 0  # relative, not absolute
+    assert choose_estimate([0.5, 0.49], preferred=True, margin=0.0) == 1
+    assert choose_estimate([0.5, 0.49], preferred=False, margin=0.5) == 1  # preferred term did not converge
 
 
 def test_depth_cloud_normals_face_the_camera() -> None:
