@@ -29,12 +29,9 @@ from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.fields.box_contraction import BoxContraction
 from diffnerf_ns.fields.hash_backend import select_hash_backend
 from diffnerf_ns.metrics import depth_metrics, image_metrics
-from diffnerf_ns.models.patch_prior_loss import carried_gradient_loss, score_loss, score_magnitude_map
+from diffnerf_ns.models.patch_prior_loss import score_loss, score_magnitude_map
 from diffnerf_ns.models.patch_regulariser import PatchRegulariser, PatchRegulariserConfig
 from diffnerf_ns.prior.rgbd_codec import encode
-
-GRADIENT_SCALE = 2.0**16
-"""Scale of the prior loss while its gradient is taken for carrying (GradScaler's initial scale)."""
 
 
 @dataclass
@@ -106,7 +103,6 @@ class DiffNerfModel(DepthNerfactoModel):
         self.regulariser: PatchRegulariser | None = None
         if self.config.regulariser.active:
             self.regulariser = self.config.regulariser.setup(scene_box=self.scene_box)
-            self._carried_prior_gradient: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None
             self.prior_regulariser_switch = ViewerCheckbox("Diffusion prior regulariser", default_value=True)
 
     def get_outputs(self, ray_bundle: RayBundle) -> dict[str, torch.Tensor]:
@@ -174,28 +170,12 @@ class DiffNerfModel(DepthNerfactoModel):
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> dict[str, torch.Tensor]:
         loss_dict = super().get_loss_dict(outputs, batch, metrics_dict)
         reg = self.regulariser
-        if not (self.training and reg is not None and self.prior_regulariser_switch.value and reg.started()):
-            return loss_dict
-        if reg.active_now():
+        if self.training and reg is not None and self.prior_regulariser_switch.value and reg.active_now():
             # The regulariser draws its randomness (patch rays' stratified samples included) from a fork of the
             # global stream, so switching it on leaves the batch sampling unchanged: ablations differ only by it.
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-                losses = self.prior_patch_losses(reg)
-            if reg.config.every_n_steps == 1:
-                return {**loss_dict, **losses}
-            self._carried_prior_gradient = self.parameter_gradients(torch.stack(list(losses.values())).sum())
-            loss_dict.update({name: loss.detach() for name, loss in losses.items()})  # logged, applied below
-        if self._carried_prior_gradient is not None:
-            loss_dict["prior_carried"] = carried_gradient_loss(*self._carried_prior_gradient)
+                loss_dict.update(self.prior_patch_losses(reg))
         return loss_dict
-
-    def parameter_gradients(self, loss: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """The trainable parameters that `loss` reaches and its gradients on them, computed at a fixed scale so
-        that tiny prior gradients survive half-precision activations (as the trainer's grad scaler does)."""
-        params = [p for p in self.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(loss * GRADIENT_SCALE, params, allow_unused=True)
-        kept = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
-        return [p for p, _ in kept], [(g.float() / GRADIENT_SCALE).to(p.dtype) for p, g in kept]
 
     def render_patch(self, camera: Cameras, index: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """RGB (P, P, 3), planar depth in metres (P, P) and the raw outputs of a patch camera of view `index`."""
@@ -209,6 +189,8 @@ class DiffNerfModel(DepthNerfactoModel):
     def prior_patch_losses(self, reg: PatchRegulariser) -> dict[str, torch.Tensor]:
         """DiffusioNeRF's losses, averaged over the `patches_per_step` patches that `reg` picks and this renders."""
         c, prior, t = reg.config, reg.prior_on(self.device), reg.timestep()
+        # Every n-th step carries n steps' worth of pull (`every_n_steps`).
+        depth_weight, rgb_weight = c.depth_weight * c.every_n_steps, c.rgb_weight * c.every_n_steps
         per_patch = []
         for _ in range(c.patches_per_step):
             sample = reg.sample()
@@ -216,11 +198,11 @@ class DiffNerfModel(DepthNerfactoModel):
             depth_only = sample.gt_rgb is not None
             rgb = (sample.gt_rgb if depth_only else rgb).permute(2, 0, 1)[None]
             x = encode(rgb, depth_m[None, None], straight_through=True)  # no dead zone before 0.3 m
-            rgb_loss, depth_loss = score_loss(x, prior.score(x, t), c.depth_weight, c.rgb_weight, depth_only)
+            rgb_loss, depth_loss = score_loss(x, prior.score(x, t), depth_weight, rgb_weight, depth_only)
             terms = {"prior_rgb_loss": rgb_loss, "prior_depth_loss": depth_loss}
             if c.distortion_loss_mult > 0:
                 dist = distortion_loss(outputs["weights_list"], outputs["ray_samples_list"])
-                terms["prior_patch_distortion"] = c.distortion_loss_mult * dist
+                terms["prior_patch_distortion"] = c.distortion_loss_mult * c.every_n_steps * dist
             per_patch.append(terms)
         return {name: torch.stack([terms[name] for terms in per_patch]).mean() for name in per_patch[0]}
 

@@ -9,7 +9,7 @@ cameras, step) between calls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from nerfstudio.cameras.cameras import Cameras
@@ -154,10 +154,3 @@ def score_magnitude_map(score: ScoreFn, patch: Tensor, patch_size: int, timestep
     tiles = x.unfold(2, p, p).unfold(3, p, p).permute(0, 2, 3, 1, 4, 5).reshape(-1, 4, p, p)
     magnitude = score(tiles, timestep).norm(dim=1)
     return magnitude.reshape(hp // p, wp // p, p, p).permute(0, 2, 1, 3).reshape(hp, wp)[:h, :w]
-
-
-def carried_gradient_loss(params: Sequence[Tensor], grads: Sequence[Tensor]) -> Tensor:
-    """A loss of value 0 whose gradient with respect to each of `params` is the matching one of `grads`. It applies
-    a gradient computed on an earlier step through the trainer's usual backward (grad scaler, DDP reduction)."""
-    dot = torch.stack([(p * g).sum() for p, g in zip(params, grads, strict=True)]).sum()
-    return dot - dot.detach()

@@ -51,8 +51,7 @@ class PatchRegulariserConfig(InstantiateConfig):
     start_fraction: float = 0.0
     """First regularised step, as a fraction of the run's max_num_iterations."""
     every_n_steps: int = 1
-    """Render and score patches every n-th step only; the prior's gradient from that step is applied again on
-    each step until the next one, so every step gets the recipe's pull for 1/n of the patch rendering."""
+    """Regularise every n-th step with n times the weights: the same pull per run for 1/n of the cost."""
     t_start: int = 99
     """Diffusion timestep at anneal_start_fraction..."""
     t_end: int = 3
@@ -139,11 +138,7 @@ class PatchRegulariser:
         start, end = self._step_at(c.anneal_start_fraction), self._step_at(c.anneal_end_fraction)
         return annealed_timestep(self.step, c.t_start, c.t_end, start, end)
 
-    def started(self) -> bool:
-        return self.step >= self._step_at(self.config.start_fraction)
-
     def active_now(self) -> bool:
-        """Whether this step renders and scores patches (every `every_n_steps`-th step from the start)."""
         start = self._step_at(self.config.start_fraction)
         return self.step >= start and (self.step - start) % self.config.every_n_steps == 0
 
