@@ -91,6 +91,8 @@ class Bench:
     """Pose refinement of every method in the few-view rows (diffnerf-few-view's: too little overlap to refine)."""
     regulariser_every_n_steps: int | None = None
     """Override the regulariser's `every_n_steps` in the prior rows (cost study); None keeps the preset's."""
+    regulariser_patch_sample_fraction: float | None = None
+    """Override the regulariser's `patch_sample_fraction` in the prior rows (cost study); None keeps the preset's."""
     report: Path = Path("benchmarks/results/nerf.md")
 
     def bench_scenes(self) -> dict[str, BenchScene]:
@@ -160,8 +162,11 @@ class Bench:
     def extra_flags(self, method: str, setting: str) -> tuple[str, ...]:
         """The row's pose refinement for every method; the cost study's regulariser cadence for prior rows."""
         flags = ("--camera-optimizer-mode", self.pose_refinement(setting))
-        if self.regulariser_every_n_steps is not None and method in ("diffnerf-reg", "diffnerf-both"):
-            flags += ("--regulariser-every-n-steps", str(self.regulariser_every_n_steps))
+        if method in ("diffnerf-reg", "diffnerf-both"):
+            if self.regulariser_every_n_steps is not None:
+                flags += ("--regulariser-every-n-steps", str(self.regulariser_every_n_steps))
+            if self.regulariser_patch_sample_fraction is not None:
+                flags += ("--regulariser-patch-sample-fraction", str(self.regulariser_patch_sample_fraction))
         return flags
 
     def main(self) -> None:
@@ -208,6 +213,8 @@ class Bench:
             f"--few-view-pose-refinement {self.few_view_pose_refinement}",
             *([f"--regulariser-every-n-steps {self.regulariser_every_n_steps}"] if self.regulariser_every_n_steps
               else []),
+            *([f"--regulariser-patch-sample-fraction {self.regulariser_patch_sample_fraction}"]
+              if self.regulariser_patch_sample_fraction is not None else []),
             f"--prior {self.prior}" if self.prior else f"--prior-minutes {self.prior_minutes}",
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)

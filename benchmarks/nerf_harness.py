@@ -273,6 +273,8 @@ class RunArgs:
     """Override the model's pose refinement (the benchmark gives every method of a row the same)."""
     regulariser_every_n_steps: int | None = None
     """Override the regulariser's cadence (cost study; prior rows only)."""
+    regulariser_patch_sample_fraction: float | None = None
+    """Override the fraction of samples per ray the regulariser's patch rays use (cost study; prior rows only)."""
     depth_edge_band: int | None = None
     """Override diffnerf's depth-loss band around depth discontinuities (pixels; 0 = off; diffnerf rows only)."""
     depth_edge_weight: float | None = None
@@ -295,10 +297,16 @@ class RunArgs:
             changes["camera_optimizer"] = dataclasses.replace(
                 config.pipeline.model.camera_optimizer, mode=self.camera_optimizer_mode
             )
-        if self.regulariser_every_n_steps is not None:
-            changes["regulariser"] = dataclasses.replace(
-                config.pipeline.model.regulariser, every_n_steps=self.regulariser_every_n_steps
+        regulariser = {
+            k: v
+            for k, v in (
+                ("every_n_steps", self.regulariser_every_n_steps),
+                ("patch_sample_fraction", self.regulariser_patch_sample_fraction),
             )
+            if v is not None
+        }
+        if regulariser:
+            changes["regulariser"] = dataclasses.replace(config.pipeline.model.regulariser, **regulariser)
         model = dataclasses.replace(config.pipeline.model, **changes)
         config = dataclasses.replace(config, pipeline=dataclasses.replace(config.pipeline, model=model))
         if self.fields_lr_final is not None:

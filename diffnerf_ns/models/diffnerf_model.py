@@ -8,7 +8,9 @@ point-cloud export works out of the box; metrics include depth accuracy; nothing
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -29,7 +31,7 @@ from diffnerf_ns.depth_convention import ray_to_z_depth
 from diffnerf_ns.fields.box_contraction import BoxContraction
 from diffnerf_ns.fields.hash_backend import select_hash_backend
 from diffnerf_ns.metrics import depth_metrics, image_metrics
-from diffnerf_ns.models.patch_prior_loss import score_loss, score_magnitude_map
+from diffnerf_ns.models.patch_prior_loss import scaled_sample_counts, score_loss, score_magnitude_map
 from diffnerf_ns.models.patch_regulariser import PatchRegulariser, PatchRegulariserConfig
 from diffnerf_ns.prior.rgbd_codec import encode
 
@@ -177,11 +179,26 @@ class DiffNerfModel(DepthNerfactoModel):
                 loss_dict.update(self.prior_patch_losses(reg))
         return loss_dict
 
-    def render_patch(self, camera: Cameras, index: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        """RGB (P, P, 3), planar depth in metres (P, P) and the raw outputs of a patch camera of view `index`."""
+    @contextlib.contextmanager
+    def patch_sampling(self, fraction: float) -> Iterator[None]:
+        """The proposal sampler draws `fraction` of its samples per ray inside this block (patch rays)."""
+        sampler = self.proposal_sampler
+        kept = sampler.num_proposal_samples_per_ray, sampler.num_nerf_samples_per_ray
+        sampler.num_proposal_samples_per_ray, sampler.num_nerf_samples_per_ray = scaled_sample_counts(*kept, fraction)
+        try:
+            yield
+        finally:
+            sampler.num_proposal_samples_per_ray, sampler.num_nerf_samples_per_ray = kept
+
+    def render_patch(
+        self, camera: Cameras, index: int, sample_fraction: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """RGB (P, P, 3), planar depth in metres (P, P) and the raw outputs of a patch camera of view `index`,
+        sampled with `sample_fraction` of the model's samples per ray."""
         bundle = camera.generate_rays(camera_indices=0)
         bundle.camera_indices = torch.full_like(bundle.camera_indices, index)  # its training view's pose correction
-        outputs = self(bundle.flatten())
+        with self.patch_sampling(sample_fraction):
+            outputs = self(bundle.flatten())
         p = camera.width.reshape(-1)[0].item()
         z = ray_to_z_depth(outputs["expected_depth"], outputs["directions_norm"])
         return outputs["rgb"].view(p, p, 3), (z * self.metres_per_unit).view(p, p), outputs
@@ -194,7 +211,7 @@ class DiffNerfModel(DepthNerfactoModel):
         per_patch = []
         for _ in range(c.patches_per_step):
             sample = reg.sample()
-            rgb, depth_m, outputs = self.render_patch(sample.camera, sample.index)
+            rgb, depth_m, outputs = self.render_patch(sample.camera, sample.index, c.patch_sample_fraction)
             depth_only = sample.gt_rgb is not None
             rgb = (sample.gt_rgb if depth_only else rgb).permute(2, 0, 1)[None]
             x = encode(rgb, depth_m[None, None], straight_through=True)  # no dead zone before 0.3 m

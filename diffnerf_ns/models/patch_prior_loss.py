@@ -61,6 +61,20 @@ def step_at(fraction: float, max_num_iterations: int) -> int:
     return int(round(fraction * max_num_iterations))
 
 
+def scaled_sample_counts(
+    proposal: tuple[int, ...], nerf: int, fraction: float, floor: int = 4
+) -> tuple[tuple[int, ...], int]:
+    """Proposal and NeRF sample counts per ray scaled by `fraction` (at least `floor` each): patch rays only need a
+    depth and a colour the prior can score, so they can be sampled more coarsely than the training rays."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"sample fraction must be in (0, 1], got {fraction}")
+
+    def scale(n: int) -> int:
+        return max(min(floor, n), round(n * fraction))
+
+    return tuple(scale(n) for n in proposal), scale(nerf)
+
+
 def jitter_pose(
     c2w: Tensor,
     box_lo: Tensor,

@@ -52,6 +52,9 @@ class PatchRegulariserConfig(InstantiateConfig):
     """First regularised step, as a fraction of the run's max_num_iterations."""
     every_n_steps: int = 1
     """Regularise every n-th step with n times the weights: the same pull per run for 1/n of the cost."""
+    patch_sample_fraction: float = 1.0
+    """Fraction of the model's proposal and NeRF samples per ray used on patch rays (1 = the training rays' counts;
+    DiffusioNeRF renders patches like any rays). Fewer samples make the patch render cheaper."""
     t_start: int = 99
     """Diffusion timestep at anneal_start_fraction..."""
     t_end: int = 3

@@ -16,7 +16,14 @@ from nerfstudio.engine.trainer import Trainer
 
 from diffnerf_ns.diffnerf_config import diffnerf_few_view_method, diffnerf_method
 from diffnerf_ns.models.diffnerf_model import scale_gradient
-from diffnerf_ns.models.patch_prior_loss import annealed_timestep, crop_camera, crop_corner, jitter_pose, score_loss
+from diffnerf_ns.models.patch_prior_loss import (
+    annealed_timestep,
+    crop_camera,
+    crop_corner,
+    jitter_pose,
+    scaled_sample_counts,
+    score_loss,
+)
 from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 from diffnerf_ns.presets import configure_run
 from diffnerf_ns.prior.model import RGBDPrior
@@ -288,6 +295,37 @@ def test_every_nth_step_carries_n_steps_of_pull(demo_scene: Path, untrained_prio
         reg.step = step
         active += [step] if reg.active_now() else []
     assert active == [6, 9]
+
+
+def test_sample_counts_scale_with_a_floor() -> None:
+    """Catches a fraction applied twice or inverted, and counts that reach 0 (an empty pdf sampler)."""
+    assert scaled_sample_counts((64, 32), 32, 0.5) == ((32, 16), 16)
+    assert scaled_sample_counts((64, 32), 32, 1.0) == ((64, 32), 32)
+    assert scaled_sample_counts((64, 8), 2, 0.1) == ((6, 4), 2)
+    with pytest.raises(ValueError, match="sample fraction"):
+        scaled_sample_counts((64,), 32, 0.0)
+
+
+def test_patch_rays_alone_use_the_sample_fraction(demo_scene: Path, untrained_prior: Path, tmp_path: Path) -> None:
+    """Patch rays are sampled with `patch_sample_fraction` of the counts; the training rays after them keep the
+    model's own counts, also when the patch render fails. Catches the option being a no-op and counts leaking
+    from patches into training rays."""
+    trainer = make_trainer(demo_scene, tmp_path, prior_path=untrained_prior, patch_sample_fraction=0.5)
+    model, reg = trainer.pipeline.model, trainer.pipeline.model.regulariser
+    config = model.config
+
+    def counts(outputs: dict) -> list[int]:
+        return [samples.shape[-1] for samples in outputs["ray_samples_list"]]
+
+    full = [*config.num_proposal_samples_per_ray, config.num_nerf_samples_per_ray]
+    sample = reg.sample()
+    _, _, outputs = model.render_patch(sample.camera, sample.index, reg.config.patch_sample_fraction)
+    assert counts(outputs) == [n // 2 for n in full]
+    bundle, _ = trainer.pipeline.datamanager.next_train(0)
+    assert counts(model(bundle)) == full
+    with pytest.raises(RuntimeError), model.patch_sampling(0.25):
+        raise RuntimeError
+    assert counts(model(bundle)) == full
 
 
 def test_gradient_reaches_field_and_viewer_switch(demo_scene: Path, untrained_prior: Path, tmp_path: Path) -> None:
