@@ -215,7 +215,11 @@ def test_floater_near_the_camera_gets_the_prior_pull(demo_scene: Path, untrained
     grads = {}
     for depth_m in (0.1, 1.0):
         log_depth = torch.full((PATCH, PATCH), math.log(depth_m), requires_grad=True)
-        model.render_patch = lambda camera, index, d=log_depth: (torch.zeros(PATCH, PATCH, 3), d.exp(), {})
+        model.render_patch = lambda camera, index, fraction=1.0, d=log_depth: (
+            torch.zeros(PATCH, PATCH, 3),
+            d.exp(),
+            {},
+        )
         model.prior_patch_losses(reg)["prior_depth_loss"].backward()
         grads[depth_m] = log_depth.grad
     assert (grads[0.1] < 0).all()  # descending the loss raises the floater's depth, toward the prior's 2 m
