@@ -147,17 +147,18 @@ def main(args: PlantedShift) -> None:
     # Views are made before the runs start: two runs on one scene must not build its view at the same time.
     views = {key: scored_view(scenes[key], truth, work / "views" / scenes[key].name) for key in scenes}
 
-    def run(name: str, mode: str, method: str, extra: tuple[str, ...]) -> dict:
-        label = method + ("-edge-band3" if extra else "")
+    labels = [method + ("-edge-band3" if extra else "") for _, _, method, extra in runs]
+
+    def run(job: tuple[str, str, str, tuple[str, ...]], label: str) -> dict:
+        name, mode, method, extra = job
         flags = ("--camera-optimizer-mode", args.pose_refinement, *extra)
         view, scene = views[name, mode], scenes[name, mode].name
         return bench.run(method, scene, "dense", view, reference, None, args.seed, flags, label)
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: run(*job), runs))
+        results = list(pool.map(run, runs, labels))
     rows = []
-    for (name, mode, method, extra), result in zip(runs, results, strict=True):
-        label = method + ("-edge-band3" if extra else "")
+    for (name, mode, _, _), label, result in zip(runs, labels, results, strict=True):
         a = alignment[name, mode]
         applied = a["applied_shift"]
         rows.append(
