@@ -17,3 +17,9 @@ def default_device() -> str:
 def resolve_device(requested: str = "auto") -> str:
     """`requested` unless it is 'auto', which follows `default_device`."""
     return default_device() if requested == "auto" else requested
+
+
+def cpu_has_native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AMX tiles or AVX512-BF16); emulated bf16 is slower than fp32."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)

@@ -15,7 +15,14 @@ from PIL import Image
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior, make_scheduler
 from diffnerf_ns.prior.patches import RGBDPatchDataset, observation_channels
-from diffnerf_ns.prior.refine import RefineConfig, TiledDenoiser, refine_depth, tile_starts, tile_weight
+from diffnerf_ns.prior.refine import (
+    RefineConfig,
+    TiledDenoiser,
+    refine_depth,
+    tile_starts,
+    tile_weight,
+    use_cpu_bfloat16,
+)
 from diffnerf_ns.prior.rgbd_codec import CODEC_NAME, decode, decode_depth, encode, encode_depth
 from diffnerf_ns.prior.sources import frames_from_arrays, frames_from_path
 from diffnerf_ns.prior.train import denoising_loss, predicted_x0, sobel
@@ -179,6 +186,59 @@ def test_tiled_denoiser_has_no_seams() -> None:
     with mock.patch.object(prior.unet, "forward", per_pixel):
         blended = denoiser(x, torch.tensor(10), denoiser.tiles(cond).repeat(2, 1, 1, 1))
     torch.testing.assert_close(blended, torch.tanh(3 * x) + cond[:, :1], rtol=1e-5, atol=1e-5)
+
+
+def test_tiled_denoiser_skips_only_tiles_without_a_needed_pixel() -> None:
+    """Skipping hole-free tiles must leave every needed pixel's blend exactly as the full frame's.
+
+    The mocked network's answer depends on where a pixel sits in its tile, so a pixel's blend changes
+    if any tile covering it is dropped. Catches an off-by-one in the tile/hole intersection (a border
+    hole loses a tile), a normalisation over all tiles instead of the kept ones, and a no-op (no tile skipped).
+    """
+    prior = RGBDPrior.create(**TINY)
+    ramp = torch.linspace(0, 1, 16)
+    in_tile = lambda sample, t: SimpleNamespace(sample=sample[:, :4] + ramp[None, None, :, None] - ramp)  # noqa: E731
+    x = torch.rand(2, 4, 37, 53) * 2 - 1
+    needed = torch.zeros(37, 53, dtype=torch.bool)
+    needed[3, 4] = needed[20, 10] = needed[11, 27] = needed[36, 52] = True  # 11 and 27 sit on tile borders
+    full = TiledDenoiser(prior, 37, 53, overlap=5, batch_size=7)
+    skipping = TiledDenoiser(prior, 37, 53, overlap=5, batch_size=7, needed=needed)
+    assert 0 < len(skipping.origins) < len(full.origins)
+    cond = torch.rand(1, 2, 37, 53)
+    with mock.patch.object(prior.unet, "forward", in_tile):
+        expected = full(x, torch.tensor(10), full.tiles(cond).repeat(2, 1, 1, 1))
+        got = skipping(x, torch.tensor(10), skipping.tiles(cond).repeat(2, 1, 1, 1))
+    torch.testing.assert_close(got[..., needed], expected[..., needed], rtol=1e-6, atol=1e-6)
+    assert float((expected[..., needed] - x[..., needed]).abs().max()) > 0.05  # the ramp is really there
+
+
+def test_refinement_keeps_measurements_and_skips_complete_frames() -> None:
+    """Measured pixels come back as measured in every sample, and a frame without holes calls no network.
+
+    Catches samples that return the network's (never evaluated) values at measured pixels once hole-free
+    tiles are skipped, and wasted sampling of a complete frame.
+    """
+    prior = RGBDPrior.create(**TINY)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    raw = rng.uniform(1.0, 3.0, (20, 24)).astype(np.float32)
+    config = RefineConfig(steps=2, samples=2, precision="float32")
+    with mock.patch.object(prior.unet, "forward", side_effect=AssertionError("the UNet ran")):
+        np.testing.assert_array_equal(refine_depth(prior, rgb, raw, config).samples, np.stack([raw, raw]))
+    raw[2:5, 3:9] = 0
+    samples = refine_depth(prior, rgb, raw, config).samples
+    np.testing.assert_array_equal(samples[:, raw > 0], np.stack([raw[raw > 0]] * 2))
+    assert np.isfinite(samples).all() and (samples[:, raw <= 0] > 0).all()
+
+
+def test_cpu_bfloat16_only_where_asked_or_native() -> None:
+    """float32 is always honoured, GPUs never autocast to CPU bf16, and `auto` follows the CPU's capability."""
+    assert not use_cpu_bfloat16("float32", "cpu")
+    assert not use_cpu_bfloat16("bfloat16", "cuda")
+    assert use_cpu_bfloat16("bfloat16", "cpu")
+    for native in (True, False):
+        with mock.patch("diffnerf_ns.prior.refine.cpu_has_native_bfloat16", return_value=native):
+            assert use_cpu_bfloat16("auto", "cpu") is native
 
 
 def test_patch_dataset_is_deterministic_and_in_codec_range() -> None:
