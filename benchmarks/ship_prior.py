@@ -3,6 +3,7 @@
     python -m benchmarks.ship_prior --parts /work/.device/N --refine-report benchmarks/results/prior_refine_gpu.md
     python -m benchmarks.ship_prior --parts /work/.device/N --package   # into the installed package as the default
     python -m benchmarks.ship_prior --refresh benchmarks/prior_checkpoint --refine-report R.md --calibration-report C.md
+    python -m benchmarks.ship_prior --promote --refine-report R.md --calibration-report C.md   # checkpoint -> package
 
 Checks the weights file against the package limit and loads the folder with `RGBDPrior.from_pretrained`, then
 copies only `model_index.json`, `unet/` and `scheduler/` and writes the model card (`README.md`): the runs of
@@ -12,7 +13,8 @@ Destination: the development checkpoint (`benchmarks/prior_checkpoint/`, what th
 from) or, with `--package`, the package's `diffnerf_ns/prior/pretrained/`: only once
 `DIFFNERF_PRIOR_UNDER_TEST=<folder> pytest tests/prior/test_shipped_prior_quality.py` passes with it and
 `bench_prior_refine`'s real-frame table has it below the nearest fill. Never both: the working tree travels to the GPU
-machine, and a second copy would spend 20 MB of its 64 MiB.
+machine, and a second copy would spend 20 MB of its 64 MiB. `--promote` moves a development checkpoint that has
+since passed that bar (a later benchmark, or better sampling) into the package, with its history and new figures.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class Ship:
     """Folder holding `prior.tar.part-*` (a GPU session's returned files)."""
     refresh: Path | None = None
     """Instead: rewrite this kept prior's card with new figures (a later benchmark or calibration)."""
+    promote: bool = False
+    """Instead: move the development checkpoint into the package as the default prior, card rewritten."""
     package: bool = False
     """Install as the package's default prior (else: the development checkpoint the next GPU run continues)."""
     refine_report: Path | None = None
@@ -133,8 +137,19 @@ def main(ship: Ship) -> None:
         )
         print(f"ship_prior: rewrote {card}")
         return
+    if ship.promote:
+        prior = check(CHECKPOINT_DIR)
+        if PACKAGED_PRIOR_DIR.exists():
+            raise SystemExit(f"ship_prior: {PACKAGED_PRIOR_DIR} already holds a prior; nothing to promote over it")
+        figures_text = figures(ship.refine_report, ship.calibration_report)
+        shutil.move(CHECKPOINT_DIR, PACKAGED_PRIOR_DIR)
+        write_card(PACKAGED_PRIOR_DIR, read_runs(PACKAGED_PRIOR_DIR), architecture(prior), figures_text)
+        print(f"ship_prior: {PACKAGED_PRIOR_DIR} now holds the prior (moved from {CHECKPOINT_DIR})")
+        return
     if ship.parts is None:
-        raise SystemExit("ship_prior: give --parts (a GPU session's returned files) or --refresh <prior folder>")
+        raise SystemExit(
+            "ship_prior: give --parts (a GPU session's returned files), --refresh <prior folder> or --promote"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         folder = unpack(ship.parts, Path(tmp))
         prior = check(folder)

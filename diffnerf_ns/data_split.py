@@ -12,6 +12,8 @@ the `PRIOR` side only, and every benchmark (depth refinement, the NeRF benchmark
   test indices are scored.
 - Synthetic: the procedural corpus's `train` rooms train, its `heldout` rooms are scored (their seeds never
   overlap: `data_converters/synthetic/corpus.py`); the demo room trains on trajectory seed 1, scores seed 7.
+- Validation (choosing a setting such as refinement's strength): the `prior` side above, plus the single
+  real frames in `VALIDATION_FRAMES`, which neither train a prior nor are scored.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ dataparser's default and the NeRF benchmark's views both use it."""
 SUN3D_GROUPS: dict[Role, str] = {"prior": "fragment-1-rgbd-frames", "scored": "fragment-2-rgbd-frames"}
 """3DMatch-layout group (folder) of the SUN3D study fixture on each side of the split."""
 
+
+VALIDATION_FRAMES: dict[str, str] = {"TUM": "other_sensors"}
+"""Real frames (name -> fixture folder) that no prior trains on and no benchmark scores: unseen real data on
+which settings may be chosen."""
 
 CALIBRATION_CORPUS_SEED = 1
 """Procedural-corpus seed of the `train`-split rooms that calibrate a prior's intervals: same generator as its

@@ -12,6 +12,7 @@ from diffnerf_ns.device import resolve_device
 from diffnerf_ns.prior.fallback import ensure_scene_prior, scene_prior_config
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import RefineConfig, refine_scene
+from diffnerf_ns.prior.shipped import default_prior_path
 from diffnerf_ns.prior.sources import frames_from_path
 from diffnerf_ns.prior.train import TrainConfig, train_prior
 
@@ -55,7 +56,8 @@ class Refine:
 
     scene: Path
     prior: Path | None = None
-    """Prior folder; without one the scene's own fallback prior is used (fitted first if needed)."""
+    """Prior folder; without one the package's shipped prior, or where none ships, the scene's own fallback prior
+    (fitted first if needed)."""
     sampling: RefineConfig = field(default_factory=RefineConfig)
     device: str = "auto"
     """`auto`: CUDA when available, else CPU."""
@@ -64,7 +66,8 @@ class Refine:
 
     def main(self) -> None:
         device = resolve_device(self.device)
-        prior = RGBDPrior.from_pretrained(self.prior or ensure_scene_prior(self.scene), device=device)
+        path = self.prior or default_prior_path() or ensure_scene_prior(self.scene)
+        prior = RGBDPrior.from_pretrained(path, device=device)
         print(f"updated {refine_scene(prior, self.scene, self.sampling, self.train_only)}")
 
 

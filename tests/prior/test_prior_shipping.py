@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import shutil
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -133,3 +134,27 @@ def test_refresh_rewrites_figures_and_keeps_the_history(tmp_path: Path, homes: t
     text = (checkpoint / "README.md").read_text()
     assert "| prior | 0.5 |" in text and "![pic]" not in text and "Not measured yet" not in text
     assert cumulative_steps(checkpoint) == 30
+
+
+def test_promote_moves_the_checkpoint_into_the_package_with_its_history(
+    tmp_path: Path, homes: tuple[Path, Path]
+) -> None:
+    """Catches a promotion that copies (two 20 MB copies travel to the GPU machine), drops the training runs
+    (the next GPU run would restart at step 0), keeps the old figures, or overwrites a prior already shipped."""
+    checkpoint, package = homes
+    ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 30)))
+    report = tmp_path / "refine.md"
+    report.write_text("# Bench\n\n## Real frames\n\n| method | RMSE |\n|---|---|\n| prior | 0.09 |\n")
+    ship_prior.main(ship_prior.Ship(promote=True, refine_report=report))
+    assert not checkpoint.exists() and sorted(p.name for p in package.iterdir()) == [
+        "README.md",
+        "model_index.json",
+        "scheduler",
+        "unet",
+    ]
+    assert train_default_prior.continue_from() == package and cumulative_steps(package) == 30
+    assert "| prior | 0.09 |" in (package / "README.md").read_text()
+    assert RGBDPrior.from_pretrained(package).patch_size == 16
+    shutil.copytree(package, checkpoint)  # a second prior beside the shipped one
+    with pytest.raises(SystemExit, match="already holds a prior"):
+        ship_prior.main(ship_prior.Ship(promote=True))

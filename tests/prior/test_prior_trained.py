@@ -17,6 +17,7 @@ from PIL import Image
 from data_converters.nerfstudio_scene import RGBDFrame, write_scene
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
+from diffnerf_ns.prior import cli as prior_cli
 from diffnerf_ns.prior.calibration import fit_interval_scale
 from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
@@ -204,7 +205,9 @@ def test_scene_prior_fallback_is_cached(tmp_path) -> None:
     assert RGBDPrior.from_pretrained(path).patch_size == 16
 
 
-def test_cli_fits_the_fallback_and_refines_with_it(tmp_path) -> None:
+def test_cli_fits_the_fallback_and_refines_with_it(tmp_path, monkeypatch) -> None:
+    """Where no prior ships, `refine` without --prior fits the scene's own and refines with it."""
+    monkeypatch.setattr(prior_cli, "default_prior_path", lambda: None)
     scene = _scene(tmp_path)
     fit = [
         "fit-scene", "--scene", str(scene), "--config.patch-size", "16", "--config.block-out-channels", "16", "32",

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tyro
 
+from data_converters.nerfstudio_scene import RGBDFrame, write_scene
+from data_converters.synthetic.demo_scene import scaled_intrinsics
+from diffnerf_ns.prior import cli as prior_cli
 from diffnerf_ns.prior import shipped
+from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.model import RGBDPrior
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
@@ -59,3 +66,21 @@ def test_absent_shipped_prior_says_how_to_get_one(tmp_path, monkeypatch) -> None
     assert str(tmp_path / "pretrained") in message
     for way in ("--pipeline.model.regulariser.prior-path", "diffnerf-prior train", "diffnerf-prior fit-scene"):
         assert way in message
+
+
+def test_refine_without_a_prior_uses_the_shipped_one(tmp_path, monkeypatch) -> None:
+    """Catches `diffnerf-prior refine` spending minutes fitting a weaker per-scene prior although the package
+    ships a trained one."""
+    folder = tmp_path / "pretrained"
+    RGBDPrior.create(16, (16, 32), 1, False).save_pretrained(folder)
+    monkeypatch.setattr(prior_cli, "default_prior_path", lambda: folder)
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(1.0, 3.0, (24, 32)).astype(np.float32)
+    depth[5:9, 6:12] = 0
+    frames = [RGBDFrame(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8), depth, np.eye(4), "frame_00000")]
+    scene = tmp_path / "scene"
+    write_scene(scene, scaled_intrinsics(32, 24), 32, 24, frames, metadata={"source": "test"})
+    tyro.cli(Command, args=["refine", "--scene", str(scene), "--sampling.steps", "2", "--sampling.samples", "2"]).main()
+    frame = json.loads((scene / "transforms.json").read_text())["frames"][0]
+    assert (scene / frame["refined_depth_file_path"]).is_file()
+    assert not (scene / "prior").exists()
