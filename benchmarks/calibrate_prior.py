@@ -1,6 +1,6 @@
 """Fit a prior's `interval_scale` on frames no benchmark scores and store it in its `model_index.json`.
 
-    python -m benchmarks.calibrate_prior --prior benchmarks/prior_checkpoint [--frames 4] [--threads 2]
+    python -m benchmarks.calibrate_prior --prior diffnerf_ns/prior/pretrained [--frames 4] [--threads 2]
 
 Frames: one 640x480 view of each of `--frames` procedural-corpus `train`-split rooms drawn with
 `diffnerf_ns.data_split.CALIBRATION_CORPUS_SEED` (the training generator, rooms no prior trains on), with the

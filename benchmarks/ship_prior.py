@@ -2,7 +2,7 @@
 
     python -m benchmarks.ship_prior --parts /work/.device/N --refine-report benchmarks/results/prior_refine_gpu.md
     python -m benchmarks.ship_prior --parts /work/.device/N --package   # into the installed package as the default
-    python -m benchmarks.ship_prior --refresh benchmarks/prior_checkpoint --refine-report R.md --calibration-report C.md
+    python -m benchmarks.ship_prior --refresh diffnerf_ns/prior/pretrained --refine-report R.md --calibration-report C
     python -m benchmarks.ship_prior --promote --refine-report R.md --calibration-report C.md   # checkpoint -> package
 
 Checks the weights file against the package limit and loads the folder with `RGBDPrior.from_pretrained`, then
@@ -149,6 +149,12 @@ def main(ship: Ship) -> None:
     if ship.parts is None:
         raise SystemExit(
             "ship_prior: give --parts (a GPU session's returned files), --refresh <prior folder> or --promote"
+        )
+    if not ship.package and (PACKAGED_PRIOR_DIR / "model_index.json").is_file():
+        raise SystemExit(
+            f"ship_prior: the package ships a prior ({PACKAGED_PRIOR_DIR}); keeping this run as the development "
+            "checkpoint would remove it. Benchmark the returned prior (bench_prior_refine on the unpacked parts) and "
+            "pass --package to replace the shipped one if it is better"
         )
     with tempfile.TemporaryDirectory() as tmp:
         folder = unpack(ship.parts, Path(tmp))

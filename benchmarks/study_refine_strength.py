@@ -1,7 +1,7 @@
 """Choose refinement's `strength` on frames no benchmark scores: the prior's answer from pure noise, or a
 correction of the nearest fill started part-way down the schedule (SDEdit).
 
-    python -m benchmarks.study_refine_strength --prior benchmarks/prior_checkpoint [--strengths 1 0.6 0.4 0.2]
+    python -m benchmarks.study_refine_strength --prior diffnerf_ns/prior/pretrained [--strengths 1 0.6 0.4 0.2]
 
 Frames, all on the `prior` side of `diffnerf_ns.data_split` (see there):
 - synthetic: one 640x480 view of each of `--synthetic-rooms` corpus `train`-split rooms of the calibration

@@ -53,7 +53,7 @@ class RefineConfig:
     answer); lower values start from the observation with holes nearest-filled, noised to that level (SDEdit).
     0.4 by `benchmarks/results/refine_strength.md` (validation frames only): the one strength tried (1, 0.6,
     0.4, 0.2) below the nearest fill's hole RMSE on every source, at 0.78x its RMSE on average; from pure
-    noise the development prior is 2.8-6x worse than the nearest fill."""
+    noise the shipped prior is 2.8-6x worse than the nearest fill."""
     samples: int = 4
     """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
     overlap: int | None = None

@@ -155,6 +155,9 @@ def test_promote_moves_the_checkpoint_into_the_package_with_its_history(
     assert train_default_prior.continue_from() == package and cumulative_steps(package) == 30
     assert "| prior | 0.09 |" in (package / "README.md").read_text()
     assert RGBDPrior.from_pretrained(package).patch_size == 16
+    with pytest.raises(SystemExit, match="the package ships a prior"):  # a GPU run must not unship it silently
+        ship_prior.main(ship_prior.Ship(parts=_returned_parts(tmp_path, 5)))
+    assert cumulative_steps(package) == 30
     shutil.copytree(package, checkpoint)  # a second prior beside the shipped one
     with pytest.raises(SystemExit, match="already holds a prior"):
         ship_prior.main(ship_prior.Ship(promote=True))
