@@ -1,5 +1,5 @@
-"""Choose refinement's `strength` on frames no benchmark scores: the prior's answer from pure noise, or a
-correction of the nearest fill started part-way down the schedule (SDEdit).
+"""Choose refinement's `strength` and `start` on frames no benchmark scores: the prior's answer from pure noise,
+or a correction of a classical fill started part-way down the schedule (SDEdit).
 
     python -m benchmarks.study_refine_strength --prior diffnerf_ns/prior/pretrained [--strengths 1 0.6 0.4 0.2]
 
@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -39,8 +40,10 @@ from diffnerf_ns.prior.refine import RefineConfig, refine_depth
 class Study:
     prior: Path
     strengths: tuple[float, ...] = (1.0, 0.6, 0.4, 0.2)
+    starts: tuple[Literal["nearest", "telea", "colorization"], ...] = ("nearest",)
+    """Fills the holes start from below strength 1 (`RefineConfig.start`); every strength x start is run."""
     sampling: RefineConfig = field(default_factory=lambda: RefineConfig(steps=10, overlap=8))
-    """Everything but `strength`, as the benchmarks sample."""
+    """Everything but `strength` and `start`, as the benchmarks sample."""
     synthetic_rooms: int = 2
     sun3d_frames: int = 3
     fills: tuple[str, ...] = ("nearest", "telea", "colorization")
@@ -79,25 +82,30 @@ def validation_cases(study: Study) -> dict[str, list[Case]]:
     }
 
 
-def chosen_strength(ratios: dict[float, list[float]]) -> float:
-    """Among strengths below the nearest fill on every source, the lowest mean ratio to it; if none is, the
+def setting_name(strength: float, start: str) -> str:
+    """Row label of one refinement setting."""
+    return f"prior, strength {strength:g}" + ("" if start == "nearest" or strength >= 1 else f", from {start}")
+
+
+def chosen_strength(ratios: dict[str, list[float]]) -> str:
+    """Among settings below the nearest fill on every source, the lowest mean ratio to it; if none is, the
     lowest mean ratio. A default must not lose to the trivial fill anywhere it was validated."""
     everywhere = [s for s, r in ratios.items() if max(r) < 1]
     return min(everywhere or ratios, key=lambda s: float(np.mean(ratios[s])))
 
 
-def choice_table(ratios: dict[float, list[float]]) -> str:
-    """Per strength: hole RMSE over the nearest fill's on each source, their mean, and the chosen one."""
+def choice_table(ratios: dict[str, list[float]]) -> str:
+    """Per setting: hole RMSE over the nearest fill's on each source, their mean, and the chosen one."""
     lines = [
         "## Choice: hole RMSE / nearest fill's, per source (in the order above)",
         "",
-        "| strength | per source | mean | below nearest everywhere |",
+        "| setting | per source | mean | below nearest everywhere |",
         "|---|---|---|---|",
     ]
-    for strength, r in ratios.items():
+    for name, r in ratios.items():
         below = "yes" if max(r) < 1 else "no"
-        lines.append(f"| {strength:g} | {', '.join(f'{v:.3f}' for v in r)} | {np.mean(r):.3f} | {below} |")
-    return "\n".join([*lines, "", f"Chosen (`chosen_strength`): **{chosen_strength(ratios):g}**."])
+        lines.append(f"| {name} | {', '.join(f'{v:.3f}' for v in r)} | {np.mean(r):.3f} | {below} |")
+    return "\n".join([*lines, "", f"Chosen (`chosen_strength`): **{chosen_strength(ratios)}**."])
 
 
 def main(study: Study) -> None:
@@ -105,7 +113,8 @@ def main(study: Study) -> None:
     prior = RGBDPrior.from_pretrained(study.prior)
     started = time.perf_counter()
     sections = []
-    ratios: dict[float, list[float]] = {strength: [] for strength in study.strengths}
+    settings = {setting_name(s, start): (s, start) for s in study.strengths for start in study.starts}
+    ratios: dict[str, list[float]] = {name: [] for name in settings}
     for source, cases in validation_cases(study).items():
         rmse: dict[str, list[float]] = {}
         seconds: dict[str, list[float]] = {}
@@ -117,10 +126,9 @@ def main(study: Study) -> None:
                 start = time.perf_counter()
                 outputs[name] = fill(case.raw, case.rgb)
                 seconds.setdefault(name, []).append(time.perf_counter() - start)
-            for strength in study.strengths:
-                name = f"prior, strength {strength:g}"
+            for name, (strength, start_fill) in settings.items():
                 start = time.perf_counter()
-                sampling = replace(study.sampling, strength=strength)
+                sampling = replace(study.sampling, strength=strength, start=start_fill)
                 outputs[name] = refine_depth(prior, case.rgb, case.raw, sampling).depth
                 seconds.setdefault(name, []).append(time.perf_counter() - start)
             for name, depth in outputs.items():
@@ -134,8 +142,8 @@ def main(study: Study) -> None:
             per = ", ".join(f"{v:.4f}" for v in values)
             lines.append(f"| {name} | {mean} | {per} | {np.mean(seconds[name]):.1f} |")
         sections.append("\n".join(lines))
-        for strength in study.strengths:
-            ratios[strength].append(np.mean(rmse[f"prior, strength {strength:g}"]) / np.mean(rmse[FILLS["nearest"][0]]))
+        for name in settings:
+            ratios[name].append(np.mean(rmse[name]) / np.mean(rmse[FILLS["nearest"][0]]))
     sections.append(choice_table(ratios))
     cpu = f"{platform.machine()} CPU, {study.threads} torch threads; torch {torch.__version__}"
     report = "\n\n".join(
@@ -143,9 +151,10 @@ def main(study: Study) -> None:
             "# Refinement strength study (validation frames only)",
             f"Command: `{shlex.join(['python', '-m', 'benchmarks.study_refine_strength', *sys.argv[1:]])}`",
             f"Machine: {cpu}; {(time.perf_counter() - started) / 60:.1f} min in all.",
-            f"Prior: `{study.prior}`. Sampling: {study.sampling} (strength varied).",
-            "Strength 1 samples from pure noise; below 1, DDIM starts from the nearest fill noised to that fraction "
-            "of the schedule. Bold: the lowest mean. No benchmark-scored frame is used (`diffnerf_ns/data_split.py`).",
+            f"Prior: `{study.prior}`. Sampling: {study.sampling} (strength and start varied).",
+            "Strength 1 samples from pure noise; below 1, DDIM starts from a classical fill (the nearest fill unless "
+            "the row names another) noised to that fraction of the schedule. Bold: the lowest mean. No "
+            "benchmark-scored frame is used (`diffnerf_ns/data_split.py`).",
             *sections,
         ]
     )

@@ -32,9 +32,10 @@ from tqdm.auto import tqdm
 
 from data_converters.nerfstudio_scene import load_scene, write_frame_layers
 from diffnerf_ns.device import cpu_has_native_bfloat16
+from diffnerf_ns.prior.baselines import colorization_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
-from diffnerf_ns.prior.rgbd_codec import decode_depth, encode
+from diffnerf_ns.prior.rgbd_codec import decode_depth, encode, encode_depth
 
 CONFIDENCE_PNG_SCALE = 65535
 """Confidence PNGs are uint16: value / 65535 is the confidence in [0, 1]."""
@@ -54,6 +55,9 @@ class RefineConfig:
     0.4 by `benchmarks/results/refine_strength.md` (validation frames only): the one strength tried (1, 0.6,
     0.4, 0.2) below the nearest fill's hole RMSE on every source, at 0.78x its RMSE on average; from pure
     noise the shipped prior is 2.8-6x worse than the nearest fill."""
+    start: Literal["nearest", "telea", "colorization"] = "nearest"
+    """The classical fill the holes start from when `strength` < 1 (the conditioning is always the nearest fill,
+    as in training): nearest neighbour, OpenCV Telea, or the NYU toolbox's colorization (5-14 s per frame)."""
     samples: int = 4
     """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
     overlap: int | None = None
@@ -167,6 +171,19 @@ class TiledDenoiser:
         return out / self.norm.clamp(min=1e-12)
 
 
+START_FILLS = {"telea": lambda raw, rgb: opencv_inpaint(raw), "colorization": colorization_fill}
+"""`RefineConfig.start` -> fill(raw, rgb) in metres; "nearest" reuses the conditioning's own fill."""
+
+
+def start_depth(rgb: np.ndarray, raw_depth: np.ndarray, start: str, nearest_code: Tensor) -> Tensor:
+    """(1, 1, H, W) codec depth the holes start from when `strength` < 1."""
+    if start == "nearest":
+        return nearest_code
+    filled = START_FILLS[start](raw_depth, rgb)
+    filled = np.where(raw_depth > 0, raw_depth, np.maximum(filled, 1e-3)).astype(np.float32)
+    return encode_depth(torch.from_numpy(filled)[None, None]).to(nearest_code)
+
+
 @torch.no_grad()
 def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, config: RefineConfig) -> np.ndarray:
     """(samples, H, W) depth samples in metres from guided DDIM sampling (see the module docstring)."""
@@ -193,9 +210,11 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
         raise ValueError(f"strength {config.strength} leaves no DDIM step out of {config.steps}")
     generator = torch.Generator(device=device).manual_seed(config.seed)
     shape = (config.samples, 4, height, width)
-    start = torch.cat([obs[:, :3], cond[:, :1].float()], 1).expand(shape)  # only used when strength < 1
     noise = torch.randn(shape, generator=generator, device=device)
-    x = noise if config.strength >= 1 else scheduler.add_noise(start, noise, timesteps[:1])
+    x = noise
+    if config.strength < 1:  # SDEdit: the holes start from a classical fill noised to the first step's level
+        start = torch.cat([obs[:, :3], start_depth(rgb, raw_depth, config.start, cond[:, :1].float())], 1)
+        x = scheduler.add_noise(start.expand(shape), noise, timesteps[:1])
     x0_hat = x
     for t in timesteps:
         # RePaint: known pixels are the observation at this step's noise level, holes keep the sample.

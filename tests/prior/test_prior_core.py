@@ -19,6 +19,7 @@ from diffnerf_ns.prior.refine import (
     RefineConfig,
     TiledDenoiser,
     refine_depth,
+    start_depth,
     tile_starts,
     tile_weight,
     use_cpu_bfloat16,
@@ -229,6 +230,26 @@ def test_refinement_keeps_measurements_and_skips_complete_frames() -> None:
     samples = refine_depth(prior, rgb, raw, config).samples
     np.testing.assert_array_equal(samples[:, raw > 0], np.stack([raw[raw > 0]] * 2))
     assert np.isfinite(samples).all() and (samples[:, raw <= 0] > 0).all()
+
+
+def test_sdedit_start_takes_the_named_fill_in_holes_and_the_measurement_elsewhere() -> None:
+    """Catches a `start` that is ignored (every start the nearest fill), a fill that overwrites measured pixels,
+    and an expensive fill computed although strength 1 never uses it."""
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(1.0, 3.0, (20, 24)).astype(np.float32)
+    raw[4:12, 6:14] = 0
+    rgb = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    nearest = encode_depth(torch.from_numpy(nearest_fill(raw))[None, None])
+    assert start_depth(rgb, raw, "nearest", nearest) is nearest
+    telea = start_depth(rgb, raw, "telea", nearest)[0, 0]
+    expected = encode_depth(torch.from_numpy(opencv_inpaint(raw)))
+    torch.testing.assert_close(telea[raw <= 0], expected[raw <= 0])
+    torch.testing.assert_close(telea[raw > 0], encode_depth(torch.from_numpy(raw))[raw > 0])
+    assert float((telea - nearest[0, 0]).abs().max()) > 1e-3
+    prior = RGBDPrior.create(**TINY)
+    config = RefineConfig(steps=2, samples=2, strength=1.0, start="colorization", precision="float32")
+    with mock.patch.dict("diffnerf_ns.prior.refine.START_FILLS", colorization=mock.Mock(side_effect=AssertionError)):
+        refine_depth(prior, rgb, raw, config)
 
 
 def test_cpu_bfloat16_only_where_asked_or_native() -> None:
