@@ -57,7 +57,11 @@ class RefineConfig:
     noise the shipped prior is 2.8-6x worse than the nearest fill."""
     start: Literal["nearest", "telea", "colorization"] = "nearest"
     """The classical fill the holes start from when `strength` < 1 (the conditioning is always the nearest fill,
-    as in training): nearest neighbour, OpenCV Telea, or the NYU toolbox's colorization (5-14 s per frame)."""
+    as in training): nearest neighbour, OpenCV Telea, or the NYU toolbox's colorization (5-14 s per frame).
+    Colorization won on the validation frames (`benchmarks/results/refine_start.md`: 0.63x the nearest fill's
+    hole RMSE against 0.78x) but lost the scored real frames (`prior_refine_start_colorization.md`: 0.148 m
+    against 0.094 m from the nearest fill; on the NYU frame, where the colorization fill itself fails, 0.61 m), so
+    the default stays the nearest fill until a validation set with NYU-like frames decides."""
     samples: int = 4
     """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
     overlap: int | None = None
