@@ -36,7 +36,7 @@ from PIL import Image
 
 from data_converters.synthetic.corpus import corpus_frames
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
-from diffnerf_ns.data_split import sun3d_group
+from diffnerf_ns.data_split import VALIDATION_FRAMES, sun3d_group
 from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.presets import PRIOR_PRESETS
@@ -133,11 +133,34 @@ def real_cases(fixtures: Path, sun3d_frames: int) -> tuple[list[Case], str]:
             hidden = _hide(raw, donor_holes)
             rgb = np.asarray(Image.open(frame.rgb_path).convert("RGB"))
             cases.append(Case(f"SUN3D {frame.name}", rgb, np.where(hidden, 0, raw), raw, {"hidden": hidden}))
-    # The real NYU raw frame's Kinect holes (raw 2047) are the donor shapes for the labeled frame.
-    nyu_donor = np.fromfile(fixtures / "nyu_raw_frame" / "NYU_depth.pgm", "<u2", offset=17).reshape(480, 640) == 2047
-    hidden = _hide(nyu_raw, nyu_donor)
+    hidden = _hide(nyu_raw, _nyu_raw_holes(fixtures))
     cases.insert(0, Case("NYU labeled frame", nyu_rgb, np.where(hidden, 0, nyu_raw), nyu_raw, {"hidden": hidden}))
     return cases, note
+
+
+def _nyu_raw_holes(fixtures: Path) -> np.ndarray:
+    """The real NYU raw frame's Kinect holes (raw 2047): the donor shapes for single real frames."""
+    return np.fromfile(fixtures / "nyu_raw_frame" / "NYU_depth.pgm", "<u2", offset=17).reshape(480, 640) == 2047
+
+
+def validation_real_cases(fixtures: Path) -> list[Case]:
+    """The real frames of `data_split.VALIDATION_FRAMES` (no prior trains on them, nothing scores them) with
+    valid pixels hidden under the NYU raw frame's holes: where settings and calibrations may be fitted."""
+    folder = {name: fixtures / sub for name, sub in VALIDATION_FRAMES.items()}
+    tum_raw = np.asarray(Image.open(folder["TUM"] / "TUM_depth.png")).astype(np.float32) / 5000.0
+    sun_stored = np.asarray(Image.open(folder["SUN RGB-D"] / "SUN_depth.png")).astype(np.uint32)
+    # SUN RGB-D stores millimetres with the 16 bits rotated by 3 (its toolbox's read3dPoints undoes it so).
+    sun_raw = (((sun_stored >> 3) | (sun_stored << 13)) & 0xFFFF).astype(np.float32) / 1000.0
+    frames = {
+        "TUM frame": (np.asarray(Image.open(folder["TUM"] / "TUM_color.png").convert("RGB")), tum_raw),
+        "SUN RGB-D frame": (np.asarray(Image.open(folder["SUN RGB-D"] / "SUN_color.jpg").convert("RGB")), sun_raw),
+    }
+    donor = _nyu_raw_holes(fixtures)
+    cases = []
+    for name, (rgb, raw) in frames.items():
+        hidden = _hide(raw, donor)
+        cases.append(Case(name, rgb, np.where(hidden, 0, raw), raw, {"hidden": hidden}))
+    return cases
 
 
 def evaluate(

@@ -173,7 +173,7 @@ pack_prior
 # 4. Calibrate its intervals on frames no benchmark scores, then refine with it.
 if [ -f "$WORK/default_prior/model_index.json" ]; then
   step prior_calibrate "$CAL_CAP" 100 "$PY" -m benchmarks.calibrate_prior --prior "$WORK/default_prior" "${CAL_ARGS[@]}" \
-    --report "$REPORTS/prior_calibration_gpu.md"
+    --fixtures "$FIXTURES" --report "$REPORTS/prior_calibration_gpu.md"
   pack_prior
   step prior_refine "$REFINE_CAP" 75 "$PY" benchmarks/bench_prior_refine.py --prior "$WORK/default_prior" \
     --synthetic corpus --fills nearest --fixtures "$FIXTURES" --out "$REPORTS/prior_refine_gpu.md" \

@@ -28,10 +28,10 @@ import torch
 import tyro
 from PIL import Image
 
-from benchmarks.bench_prior_refine import FILLS, Case, _hide, _read_mm, _rmse
+from benchmarks.bench_prior_refine import FILLS, Case, _hide, _read_mm, _rmse, validation_real_cases
 from data_converters.layouts.threedmatch import read_threedmatch
 from data_converters.synthetic.corpus import corpus_frames
-from diffnerf_ns.data_split import CALIBRATION_CORPUS_SEED, VALIDATION_FRAMES, sun3d_group
+from diffnerf_ns.data_split import CALIBRATION_CORPUS_SEED, sun3d_group
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import RefineConfig, refine_depth
 
@@ -58,12 +58,11 @@ def validation_cases(study: Study) -> dict[str, list[Case]]:
         Case(f.name, f.rgb, f.raw, f.depth, {"holes": f.raw <= 0})
         for f in corpus_frames(study.synthetic_rooms, 1, 640, 480, seed=CALIBRATION_CORPUS_SEED, split="train")
     ]
-    tum_dir = study.fixtures / VALIDATION_FRAMES["TUM"]
-    tum_raw = np.asarray(Image.open(tum_dir / "TUM_depth.png")).astype(np.float32) / 5000.0
-    nyu_holes = np.fromfile(study.fixtures / "nyu_raw_frame" / "NYU_depth.pgm", "<u2", offset=17).reshape(480, 640)
-    hidden = _hide(tum_raw, nyu_holes == 2047)
-    tum_rgb = np.asarray(Image.open(tum_dir / "TUM_color.png").convert("RGB"))
-    tum = [Case("TUM frame", tum_rgb, np.where(hidden, 0, tum_raw), tum_raw, {"holes": hidden})]
+    tum = [
+        replace(case, scored={"holes": case.scored["hidden"]})
+        for case in validation_real_cases(study.fixtures)
+        if case.name == "TUM frame"
+    ]
     capture = read_threedmatch(study.fixtures / "sun3d_study_100")
     seen = [f for f in capture.frames if f.group == sun3d_group("prior")]
     donor = _read_mm(next(f for f in capture.frames if f.group == sun3d_group("scored")).depth_path) <= 0

@@ -31,7 +31,7 @@ SUN3D_GROUPS: dict[Role, str] = {"prior": "fragment-1-rgbd-frames", "scored": "f
 """3DMatch-layout group (folder) of the SUN3D study fixture on each side of the split."""
 
 
-VALIDATION_FRAMES: dict[str, str] = {"TUM": "other_sensors"}
+VALIDATION_FRAMES: dict[str, str] = {"TUM": "other_sensors", "SUN RGB-D": "other_sensors"}
 """Real frames (name -> fixture folder) that no prior trains on and no benchmark scores: unseen real data on
 which settings may be chosen."""
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fill gpu_data/ (git-ignored) with the real frames benchmarks/gpu_session.sh uses; the device gets no ../shared.
 #   SUN3D fragment 1 (training, self-supervised; every STRIDE-th frame), the three fragment-2 frames the
-#   refinement benchmark scores (3160, 3184, 3209), and the NYU labeled + raw frames it scores and takes hole
-#   shapes from. Prints the size: it travels in the device call's 64 MiB with the wheelhouse and the repo.
+#   refinement benchmark scores (3160, 3184, 3209), the NYU labeled + raw frames it scores and takes hole
+#   shapes from, and the TUM and SUN RGB-D validation frames the interval calibration is checked on. Prints the size: it travels in the device call's 64 MiB with the wheelhouse and the repo.
 #
 #   bash scripts/prepare_gpu_data.sh [FIXTURES_DIR (default ../shared/fixtures)] [STRIDE (default 3)]
 # STRIDE 3 (17 of fragment 1's 50 frames, 30 fps neighbours being near-duplicates) keeps the call under 64 MiB
@@ -15,7 +15,7 @@ STRIDE=${2:-3}
 DST=gpu_data/fixtures
 rm -rf gpu_data
 mkdir -p "$DST/sun3d_study_100/fragment-1-rgbd-frames" "$DST/sun3d_study_100/fragment-2-rgbd-frames"
-cp -r "$SRC/nyu_labeled_frame" "$SRC/nyu_raw_frame" "$DST/"
+cp -r "$SRC/nyu_labeled_frame" "$SRC/nyu_raw_frame" "$SRC/other_sensors" "$DST/"
 cp "$SRC/sun3d_study_100/camera-intrinsics.txt" "$DST/sun3d_study_100/"
 i=0
 for colour in "$SRC"/sun3d_study_100/fragment-1-rgbd-frames/frame-*.color.png; do

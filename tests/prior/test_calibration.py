@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from diffnerf_ns.prior import calibration
 from diffnerf_ns.prior.calibration import interval_scale
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.refine import RefineConfig, confidence_from_sigma, refine_depth
+from diffnerf_ns.prior.refine import RefineConfig, Refinement, confidence_from_sigma, refine_depth
 from diffnerf_ns.prior.sources import synthetic_room_frames
 
 
@@ -49,3 +50,48 @@ def test_refinement_applies_the_priors_interval_scale_in_holes_only() -> None:
     widths = (wide.upper - wide.lower)[holes], 2 * (plain.upper - plain.lower)[holes]
     np.testing.assert_allclose(*widths, rtol=1e-4, atol=1e-6)  # bounds are float32 metres: ~2e-7 rounding each
     np.testing.assert_array_equal(wide.upper[~holes], plain.upper[~holes])
+
+
+def test_weighted_interval_scale_gives_each_source_equal_say() -> None:
+    """Two sources, one with 10x the pixels: with per-source weights 1/n the scale puts the mean of the two
+    coverages at 90%. Catches weights that are ignored (the big source alone sets k) or applied upside down
+    (weights n instead of 1/n)."""
+    rng = np.random.default_rng(1)
+    narrow, wide = np.abs(rng.normal(0, 1, 100_000)), np.abs(rng.normal(0, 3, 10_000))
+    ratios = np.concatenate([narrow, wide])
+    weights = np.concatenate([np.full(narrow.size, 1 / narrow.size), np.full(wide.size, 1 / wide.size)])
+    k = interval_scale(ratios, np.ones_like(ratios), 0.9, weights)
+    mean_coverage = ((narrow <= k).mean() + (wide <= k).mean()) / 2
+    assert mean_coverage == pytest.approx(0.9, abs=0.003)
+    assert k > 1.5 * interval_scale(ratios, np.ones_like(ratios), 0.9)  # unweighted, the big source sets k
+    with pytest.raises(ValueError, match="weight"):
+        interval_scale(ratios, np.ones_like(ratios), 0.9, -weights)
+
+
+def test_fit_uses_only_the_named_sources_and_reports_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With errors exactly k x the stated half-width per source (synthetic 2x, real 0.5x), fitting on the
+    synthetic source gives 1.8 and reports the real one fully covered; fitting on both (the real one with 3x the
+    pixels) puts their mean coverage at 90%. Catches `fit_on` being ignored, a source's coverage computed on the
+    other's pixels, and sources weighted by their pixel count."""
+    shape = (8, 8)
+
+    def fake_refine(prior, rgb, raw, config):
+        assert config.interval_scale == 1.0  # fitting needs the uncalibrated spread
+        k = float(rgb.mean())
+        half = np.full(shape, 0.1)
+        errors = k * half * np.linspace(0.01, 1.0, raw.size).reshape(shape)  # ratios spread over (0, k]
+        return Refinement(np.ones(shape) + errors, np.ones(shape) - half, np.ones(shape) + half, half, half, half)
+
+    monkeypatch.setattr(calibration, "refine_depth", fake_refine)
+    raw, truth = np.zeros(shape), np.ones(shape)
+    sources = {"synthetic": [(np.full(shape, 2.0), raw, truth)], "real": [(np.full(shape, 0.5), raw, truth)] * 3}
+    fit = calibration.fit_interval_scale(None, sources, RefineConfig(), fit_on=["synthetic"])
+    assert fit.scale == pytest.approx(1.8, abs=0.05)  # the 90% quantile of ratios uniform on (0, 2]
+    assert fit.after == pytest.approx({"synthetic": 0.9, "real": 1.0}, abs=0.03)
+    assert fit.before["synthetic"] == pytest.approx(0.5, abs=0.03) and fit.pixels == {"synthetic": 64, "real": 192}
+    both = calibration.fit_interval_scale(None, sources, RefineConfig())  # each source weighs the same
+    assert both.scale == pytest.approx(1.6, abs=0.05) and np.mean(list(both.after.values())) == pytest.approx(
+        0.9, abs=0.02
+    )
+    with pytest.raises(ValueError, match="fit_on"):
+        calibration.fit_interval_scale(None, sources, RefineConfig(), fit_on=["nyu"])

@@ -281,7 +281,8 @@ def test_intervals_calibrated_off_benchmark_cover_85_to_95_percent(prior) -> Non
     calibration = [
         (f.rgb, f.raw, f.depth) for f in synthetic_room_frames(3, WIDTH, HEIGHT, seed=3, noise_model=KinectNoiseModel())
     ]
-    scale, before, pixels = fit_interval_scale(prior, calibration, SAMPLING)
+    fit = fit_interval_scale(prior, {"seed 3": calibration}, SAMPLING)
+    scale, before, pixels = fit.scale, fit.before["seed 3"], fit.pixels["seed 3"]
     errors, halves, _ = _hole_errors_and_confidence(prior, 8, replace(SAMPLING, interval_scale=scale))
     coverage = float((errors <= halves).mean())
     print({"scale": scale, "coverage where fitted, before": before, "pixels": pixels, "held-out coverage": coverage})
