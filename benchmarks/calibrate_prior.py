@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import tyro
 
@@ -52,10 +53,9 @@ class Calibrate:
     report: Path = Path("benchmarks/results/prior_calibration.md")
 
 
-def main(run: Calibrate) -> None:
-    torch.set_num_threads(run.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    prior = RGBDPrior.from_pretrained(run.prior, device=device)
+def calibration_sources(run: Calibrate) -> dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Source name -> frames of (rgb, raw, truth): the synthetic calibration rooms first, then the real validation
+    frames where `run.fixtures` holds them."""
     synthetic = f"{run.frames} corpus `train`-split rooms of seed {CALIBRATION_CORPUS_SEED}, Kinect holes"
     sources = {
         synthetic: [
@@ -66,11 +66,20 @@ def main(run: Calibrate) -> None:
     try:
         real = validation_real_cases(run.fixtures)
     except FileNotFoundError as missing:
-        print(f"calibrate_prior: no real validation frames ({missing}); scoring synthetic frames only")
+        print(f"no real validation frames ({missing}); scoring synthetic frames only")
     else:
         sources[f"real validation frames ({', '.join(c.name for c in real)}), hidden pixels"] = [
             (c.rgb, c.raw, c.truth) for c in real
         ]
+    return sources
+
+
+def main(run: Calibrate) -> None:
+    torch.set_num_threads(run.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    prior = RGBDPrior.from_pretrained(run.prior, device=device)
+    sources = calibration_sources(run)
+    synthetic = next(iter(sources))
     started = time.perf_counter()
     fit = fit_interval_scale(prior, sources, run.sampling, None if run.fit_real else [synthetic])
     minutes = (time.perf_counter() - started) / 60
