@@ -74,6 +74,18 @@ def calibration_sources(run: Calibrate) -> dict[str, list[tuple[np.ndarray, np.n
     return sources
 
 
+def report_head(title: str, module: str, threads: int, minutes: float) -> list[str]:
+    """A report's title, the command that wrote it and the machine it ran on."""
+    cuda = torch.cuda.is_available()
+    card = torch.cuda.get_device_name() if cuda else f"{platform.machine()} CPU, {threads} threads"
+    return [
+        f"# {title}",
+        "",
+        f"Command: `{shlex.join(['python', '-m', module, *sys.argv[1:]])}`",
+        f"Machine: {card}; torch {torch.__version__}; {minutes:.1f} min.",
+    ]
+
+
 def main(run: Calibrate) -> None:
     torch.set_num_threads(run.threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -87,12 +99,8 @@ def main(run: Calibrate) -> None:
     index = json.loads(index_path.read_text())
     index["interval_scale"] = round(fit.scale, 4)
     index_path.write_text(json.dumps(index, indent=2) + "\n")
-    card = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()} CPU, {run.threads} threads"
     lines = [
-        "# Prior interval calibration",
-        "",
-        f"Command: `{shlex.join(['python', '-m', 'benchmarks.calibrate_prior', *sys.argv[1:]])}`",
-        f"Machine: {card}; torch {torch.__version__}; {minutes:.1f} min.",
+        *report_head("Prior interval calibration", "benchmarks.calibrate_prior", run.threads, minutes),
         f"Prior: `{run.prior}`. Sources: rooms no prior trains on and frames no benchmark scores.",
         f"Sampling: {run.sampling}.",
         "",

@@ -15,9 +15,6 @@ A breakdown by true depth shows where the shipped calibration misses. Writes a m
 
 from __future__ import annotations
 
-import platform
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,7 +26,7 @@ import tyro
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from benchmarks.calibrate_prior import Calibrate, calibration_sources
+from benchmarks.calibrate_prior import Calibrate, calibration_sources, report_head
 from diffnerf_ns.prior.calibration import interval_scale
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import refine_depth
@@ -152,12 +149,10 @@ def main(study: Study) -> None:
             cells.append(f"{100 * inside.mean():.0f}% / {100 * covered:.0f}%")
         breakdown.append(f"| {n} | " + " | ".join(cells) + " |")
     minutes = (time.perf_counter() - started) / 60
-    card = torch.cuda.get_device_name() if device == "cuda" else f"{platform.machine()} CPU, {study.threads} threads"
     lines = [
-        "# Interval models on the calibration sources",
-        "",
-        f"Command: `{shlex.join(['python', '-m', 'benchmarks.study_interval_models', *sys.argv[1:]])}`",
-        f"Machine: {card}; torch {torch.__version__}; {minutes:.1f} min.",
+        *report_head(
+            "Interval models on the calibration sources", "benchmarks.study_interval_models", study.threads, minutes
+        ),
         f"Prior: `{study.prior}`. Sampling: {study.sampling}.",
         "Sources, frames no benchmark scores: "
         + "; ".join(f"{short}: {name} ({sources[short].errors.size} px)" for short, name in full_names.items())
