@@ -30,6 +30,7 @@ import tyro
 from benchmarks.bench_prior_refine import validation_real_cases
 from data_converters.synthetic.corpus import corpus_frames
 from diffnerf_ns.data_split import CALIBRATION_CORPUS_SEED
+from diffnerf_ns.device import default_device
 from diffnerf_ns.prior.calibration import fit_interval_scale
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import RefineConfig
@@ -88,8 +89,7 @@ def report_head(title: str, module: str, threads: int, minutes: float) -> list[s
 
 def main(run: Calibrate) -> None:
     torch.set_num_threads(run.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    prior = RGBDPrior.from_pretrained(run.prior, device=device)
+    prior = RGBDPrior.from_pretrained(run.prior, device=default_device())
     sources = calibration_sources(run)
     synthetic = next(iter(sources))
     started = time.perf_counter()

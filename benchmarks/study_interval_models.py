@@ -27,7 +27,8 @@ from scipy import ndimage
 from scipy.stats import spearmanr
 
 from benchmarks.calibrate_prior import Calibrate, calibration_sources, report_head
-from diffnerf_ns.prior.calibration import interval_scale
+from diffnerf_ns.device import default_device
+from diffnerf_ns.prior.calibration import equal_weight_scale
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.refine import refine_depth
 
@@ -74,9 +75,8 @@ def hole_pixels(prior: RGBDPrior, frames: list[tuple[np.ndarray, ...]], study: S
     for rgb, raw, truth in frames:
         result = refine_depth(prior, rgb, raw, sampling)
         holes = (raw <= 0) & (truth > 0)
-        half = (result.upper - result.lower) / 2
-        parts.append((np.abs(result.depth - truth), half, hole_depth_range(raw), truth))
-        parts[-1] = tuple(p[holes].astype(np.float64) for p in parts[-1])
+        maps = (np.abs(result.depth - truth), (result.upper - result.lower) / 2, hole_depth_range(raw), truth)
+        parts.append([m[holes].astype(np.float64) for m in maps])
     return HolePixels(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
@@ -95,9 +95,7 @@ def fit(sources: dict[str, HolePixels], fit_on: list[str], model: Model, constan
     best = None
     for constant in constants:
         ratios = {n: s.errors / np.maximum(model(s, constant), 1e-9) for n, s in sources.items()}
-        pooled = np.concatenate([ratios[n] for n in fit_on])
-        weights = np.concatenate([np.full(ratios[n].size, 1.0 / ratios[n].size) for n in fit_on])
-        scale = interval_scale(pooled, np.ones_like(pooled), 0.9, weights)
+        scale = equal_weight_scale([ratios[n] for n in fit_on], 0.9)
         coverage = {n: float((r <= scale).mean()) for n, r in ratios.items()}
         miss = max(abs(coverage[n] - 0.9) for n in fit_on)
         if best is None or miss < best[0] - 1e-9:
@@ -107,8 +105,7 @@ def fit(sources: dict[str, HolePixels], fit_on: list[str], model: Model, constan
 
 def main(study: Study) -> None:
     torch.set_num_threads(study.threads)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    prior = RGBDPrior.from_pretrained(study.prior, device=device)
+    prior = RGBDPrior.from_pretrained(study.prior, device=default_device())
     started = time.perf_counter()
     frames = calibration_sources(study)
     if len(frames) != 2:
@@ -117,12 +114,12 @@ def main(study: Study) -> None:
     sources = {short: hole_pixels(prior, frames[name], study) for short, name in full_names.items()}
     names = list(sources)
     rows = []
-    range_model, floor_model = list(MODELS)[1:]
+    spread, by_range, by_floor = MODELS
     runs = [
-        ("spread alone, fitted on the synthetic rooms (shipped)", "spread alone", names[:1], (0.0,)),
-        ("spread alone", "spread alone", names, (0.0,)),
-        (range_model, range_model, names, study.range_weights),
-        (floor_model, floor_model, names, study.floors),
+        ("spread alone, fitted on the synthetic rooms (shipped)", spread, names[:1], (0.0,)),
+        (spread, spread, names, (0.0,)),
+        (by_range, by_range, names, study.range_weights),
+        (by_floor, by_floor, names, study.floors),
     ]
     for label, key, fit_on, constants in runs:
         model = MODELS[key]

@@ -39,6 +39,15 @@ def interval_scale(
     return float(ratios[order][min(np.searchsorted(cumulative, coverage), ratios.size - 1)])
 
 
+def equal_weight_scale(ratios: Iterable[np.ndarray], coverage: float = 0.9) -> float:
+    """The factor on stated half-widths that covers `coverage` of the pooled |error| / half-width `ratios` (one
+    array per source), each source weighing the same however many pixels it has."""
+    ratios = list(ratios)
+    pooled = np.concatenate(ratios)
+    weights = np.concatenate([np.full(r.size, 1.0 / r.size) for r in ratios])
+    return interval_scale(pooled, np.ones_like(pooled), coverage, weights)
+
+
 @dataclass(frozen=True)
 class Calibration:
     """A fitted `interval_scale` and, per source, the hole pixels and the interval's coverage before and after."""
@@ -74,9 +83,7 @@ def fit_interval_scale(
         ratios[name] = np.concatenate(per_frame)
         if ratios[name].size == 0:
             raise ValueError(f"calibration source {name!r} has no pixel to fill")
-    pooled = np.concatenate([ratios[name] for name in fit_on])
-    weights = np.concatenate([np.full(ratios[name].size, 1.0 / ratios[name].size) for name in fit_on])
-    scale = interval_scale(pooled, np.ones_like(pooled), config.interval, weights)
+    scale = equal_weight_scale([ratios[name] for name in fit_on], config.interval)
     return Calibration(
         scale=scale,
         fit_on=fit_on,
