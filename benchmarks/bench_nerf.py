@@ -43,7 +43,13 @@ import numpy as np
 import torch
 import tyro
 
-from benchmarks.fingerprint import code_fingerprint, config_fingerprint, folder_fingerprint, git_commit
+from benchmarks.fingerprint import (
+    config_fingerprint,
+    folder_fingerprint,
+    git_commit,
+    package_versions,
+    sources_unchanged,
+)
 from benchmarks.nerf_prior_steps import development_prior, refine_view
 from benchmarks.nerf_report import write_report
 from benchmarks.nerf_scenes import BenchScene, benchmark_rooms, icl_scene, split, sun3d_scene, synthetic_scene
@@ -122,9 +128,10 @@ class Bench:
             seed: int, extra: tuple[str, ...] = (), label: str | None = None) -> dict:
         """One harness process; `extra`: further harness flags, named `label`.
 
-        The result file is keyed by a fingerprint of everything the run depends on (harness flags and budget, the
-        code, the files the run reads, the prior), so only a run this checkout would reproduce is reused; a reused
-        result says so (`reused`).
+        The result file is keyed by a fingerprint of what the run depends on (harness flags and budget, the files
+        the run reads, the prior, the installed packages); a stored result is reused while every project source the
+        run imported is unchanged, so only a run this checkout would reproduce is reused. A reused result says so
+        (`reused`).
         """
         args = [
             "--method", method, "--scene", str(view), "--iterations", str(self.iterations), "--rays-per-batch",
@@ -135,12 +142,14 @@ class Bench:
         layers = ("images", "depth", *(REFINED_LAYERS.values() if method in ("diffnerf-refined", "diffnerf-both")
                                        else ()))
         fingerprint = config_fingerprint({
-            "args": args, "code": code_fingerprint(), "inputs": folder_fingerprint(view, layers),
-            "prior": folder_fingerprint(prior) if prior else None,
+            "args": args, "inputs": folder_fingerprint(view, layers),
+            "prior": folder_fingerprint(prior) if prior else None, "packages": package_versions(),
         })
         out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.{fingerprint}.json"
         if out.exists():
-            return {**json.loads(out.read_text()), "reused": True}
+            cached = json.loads(out.read_text())
+            if sources_unchanged(cached.get("sources", {})):
+                return {**cached, "reused": True}
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
         print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)

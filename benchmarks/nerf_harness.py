@@ -33,6 +33,7 @@ from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocati
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
 from nerfstudio.scripts.train import _set_random_seed
 
+from benchmarks.fingerprint import loaded_sources
 from data_converters.nerfstudio_scene import OPENCV_TO_OPENGL, backproject, load_scene
 from diffnerf_ns.compat import offline_lpips
 from diffnerf_ns.depth_convention import ray_to_z_depth
@@ -351,6 +352,7 @@ class RunArgs:
             "final_loss": float(np.mean(stats.losses[-10:])),
             **callback_state(trainer),
             **evaluate(trainer, self.scene, reference),
+            "sources": loaded_sources(),  # last: the code this run executed, training and scoring (the cache's key)
         }
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(json.dumps(result, indent=2))

@@ -1,8 +1,8 @@
 """The NeRF benchmark's prior steps, each a child process through the prior's CLI: training the default prior on
 the development room, and refining a view's training depth with it (stage 1 of the prior rows).
 
-Both are done once and reused: the prior while its folder holds one, the refined depth while the prior and the
-code are unchanged.
+Both are done once and reused: the prior while its folder holds one, the refined depth while the prior, the
+packages and the sources the refinement imported are unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.fingerprint import code_fingerprint, folder_fingerprint
+from benchmarks.fingerprint import folder_fingerprint, package_versions, sources_unchanged
 from benchmarks.nerf_scenes import development_room, synthetic_scene
 from diffnerf_ns.prior.refine import REFINED_LAYERS
 
@@ -37,16 +37,19 @@ def development_prior(workdir: Path, downscale: int, minutes: float, env: dict[s
 
 def refine_view(view: Path, prior: Path, env: dict[str, str]) -> None:
     """Stage 1 on a view's training frames (the only ones supervised with it), through the prior's CLI; redone
-    when the prior or the code changed."""
+    when the prior, the packages or a source the refinement imported changed."""
     meta = json.loads((view / "transforms.json").read_text())
     train = set(meta["train_filenames"])
-    stamp = view / "refined_with.json"
-    key = {"prior": folder_fingerprint(prior), "code": code_fingerprint()}
+    stamp, record = view / "refined_with.json", view / "refined_sources.json"
+    key = {"prior": folder_fingerprint(prior), "packages": package_versions()}
     done = all(k in f for f in meta["frames"] if f["file_path"] in train for k in REFINED_LAYERS)
-    if done and stamp.exists() and json.loads(stamp.read_text()) == key:  # layers are written last
-        return
-    cmd = [sys.executable, "-m", "diffnerf_ns.prior.cli", "refine", "--scene", str(view), "--prior", str(prior),
-           "--train-only"]  # fmt: skip
+    if done and stamp.exists():  # layers are written before the stamp
+        stored = json.loads(stamp.read_text())
+        if {k: stored.get(k) for k in key} == key and sources_unchanged(stored.get("sources", {})):
+            return
+    cli = ["diffnerf_ns.prior.cli", "refine", "--scene", str(view), "--prior", str(prior), "--train-only"]
     print(f"[{time.strftime('%H:%M:%S')}] refining the {len(train)} training frames of {view}", flush=True)
+    cmd = [sys.executable, "-m", "benchmarks.fingerprint", str(record), *cli]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-    stamp.write_text(json.dumps(key))
+    stamp.write_text(json.dumps({**key, "sources": json.loads(record.read_text())}))
+    record.unlink()

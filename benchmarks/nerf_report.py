@@ -56,12 +56,13 @@ def reuse_note(runs: list[dict], where: Path) -> str:
     reused = [r for r in runs if r.get("reused")]
     note = (
         f"Runs: {len(runs) - len(reused)} trained by this invocation, {len(reused)} reused from earlier ones in "
-        f"`{where}` (same fingerprint: harness flags and budget, code, input files, prior)"
+        f"`{where}` (same harness flags and budget, input files, prior and package versions, and every project "
+        "source the run imported unchanged)"
     )
     if reused:
         origins = sorted({f"{r.get('commit', 'unknown commit')} ({r.get('finished', 'unknown date')})" for r in reused})
         note += f", trained at {', '.join(origins)}"
-    return note + ". Each result JSON carries its fingerprint and commit."
+    return note + ". Each result JSON carries its fingerprint, commit and the hashes of the sources it ran."
 
 
 def summarise(values: list[float], fmt: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import tyro
 
 import benchmarks.bench_nerf as bench_nerf
 from benchmarks.bench_nerf import Bench
+from benchmarks.fingerprint import loaded_sources, sources_unchanged
 from benchmarks.nerf_report import reuse_note
 
 
@@ -27,7 +29,7 @@ def fake_harness(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
             return real_run(cmd, **kwargs)  # git, for the commit recorded beside each result
         calls.append(cmd)
         out = Path(cmd[cmd.index("--out") + 1])
-        out.write_text(json.dumps({"psnr": 20.0 + len(calls)}))
+        out.write_text(json.dumps({"psnr": 20.0 + len(calls), "sources": loaded_sources()}))
         return subprocess.CompletedProcess(cmd, 0)
 
     monkeypatch.setattr(bench_nerf.subprocess, "run", run)
@@ -43,11 +45,11 @@ def _view(root: Path) -> Path:
     return view
 
 
-def test_cached_runs_are_keyed_by_budget_code_inputs_and_prior(
+def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     tmp_path: Path, fake_harness: list[list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Catches the old cache, which reused any result with the same scene/setting/method/seed: a changed budget,
-    prior, depth file or code must train again, and an unchanged run must not."""
+    prior, depth file, imported source or package version must train again, and an unchanged run must not."""
     view, prior = _view(tmp_path), tmp_path / "prior"
     prior.mkdir()
     (prior / "weights.safetensors").write_bytes(b"v1")
@@ -64,9 +66,15 @@ def test_cached_runs_are_keyed_by_budget_code_inputs_and_prior(
     assert not run()["reused"]
     (view / "depth" / "0.png").write_bytes(b"other frame")
     assert not run()["reused"]
-    monkeypatch.setattr(bench_nerf, "code_fingerprint", lambda: "another checkout")
+    assert run()["reused"]
+    for path in (tmp_path / "work" / "runs").rglob("*.json"):  # a source the runs imported has changed since
+        result = json.loads(path.read_text())
+        path.write_text(json.dumps({**result, "sources": {**result["sources"], "benchmarks/bench_nerf.py": "0" * 16}}))
     assert not run()["reused"]
-    assert len(fake_harness) == 5
+    assert run()["reused"]  # retrained under today's sources
+    monkeypatch.setattr(bench_nerf, "package_versions", lambda: {"torch": "another version"})
+    assert not run()["reused"]
+    assert len(fake_harness) == 6
     note = reuse_note([first, {**first, "reused": True}], tmp_path)
     assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and first["commit"] in note
 
@@ -87,3 +95,46 @@ def test_printed_command_rebuilds_the_same_benchmark() -> None:
     argv = shlex.split(bench.command())
     assert argv[:3] == ["python", "-m", "benchmarks.bench_nerf"]
     assert tyro.cli(Bench, args=argv[3:]) == bench
+
+
+def test_recorded_sources_are_the_imported_project_files_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Catches a record that lists files outside the project (a reinstalled torch would then never match, or a moved
+    checkout), one that misses an imported module (its edits would be reused silently), an unchanged check that
+    ignores content, and a run cached before sources were recorded being reused unchecked."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "step.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import pkg.step  # noqa: F401
+
+    try:
+        sources = loaded_sources(root=tmp_path, dirs=("pkg",))
+        assert set(sources) == {"pkg/__init__.py", "pkg/step.py"}
+        assert sources_unchanged(sources, root=tmp_path)
+        (package / "step.py").write_text("VALUE = 2\n")
+        assert not sources_unchanged(sources, root=tmp_path)
+        (package / "step.py").unlink()
+        assert not sources_unchanged(sources, root=tmp_path)
+    finally:
+        sys.modules.pop("pkg.step", None), sys.modules.pop("pkg", None)
+    assert not sources_unchanged({}, root=tmp_path)
+    project = loaded_sources()
+    assert "benchmarks/fingerprint.py" in project and all(not k.startswith(("/", "..")) for k in project)
+    assert not any("site-packages" in k or k.startswith("torch") for k in project)
+
+
+def test_a_command_run_through_the_recorder_leaves_its_sources_only_when_it_succeeds(tmp_path: Path) -> None:
+    """The benchmark's refinement step runs the prior's CLI through this recorder. Catches a record written after a
+    failed command (its half-written layers would be reused) and one that misses the command's own module."""
+    record = tmp_path / "sources.json"
+    command = [sys.executable, "-m", "benchmarks.fingerprint", str(record), "diffnerf_ns.prior.cli"]
+    done = subprocess.run([*command, "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "refine" in done.stdout
+    sources = json.loads(record.read_text())
+    assert "diffnerf_ns/prior/cli.py" in sources and sources_unchanged(sources)
+    record.unlink()
+    failed = subprocess.run([*command, "--no-such-flag"], capture_output=True, text=True, check=False)
+    assert failed.returncode != 0 and not record.exists()

@@ -16,10 +16,14 @@ from diffnerf_ns.presets import configure_run
 
 def test_harness_runs_callbacks_and_counts_rays(demo_scene: Path, tmp_path: Path) -> None:
     """Catches a harness that calls train_iteration() directly (callbacks never run: nerfacto's proposal
-    annealing stays at its initial 1.0 and its step at 0), and a ray counter that misses the batch."""
+    annealing stays at its initial 1.0 and its step at 0), a ray counter that misses the batch, and a result that
+    does not record the sources it ran."""
     iterations, rays = 12, 128
     result = RunArgs(
-        method="diffnerf-no-prior", scene=demo_scene, out=tmp_path / "r.json", iterations=iterations,
+        method="diffnerf-no-prior",
+        scene=demo_scene,
+        out=tmp_path / "r.json",
+        iterations=iterations,
         rays_per_batch=rays,
     ).main()
     assert result["proposal_step"] == iterations - 1
@@ -28,6 +32,14 @@ def test_harness_runs_callbacks_and_counts_rays(demo_scene: Path, tmp_path: Path
     assert result["rendered_rays"] == iterations * rays
     for key in ("psnr", "ssim", "depth_abs_rel", "chamfer", "fscore", "peak_memory_mb"):
         assert np.isfinite(result[key]), key
+    # The benchmark's cache reuses this result while these files are unchanged: the model, the parser and the
+    # scoring must be among them, or an edit to one would be reused silently.
+    for source in (
+        "diffnerf_ns/models/diffnerf_model.py",
+        "diffnerf_ns/data/rgbd_dataparser.py",
+        "diffnerf_ns/metrics.py",
+    ):
+        assert source in result["sources"], source
 
 
 def test_harness_runs_repeat_exactly_and_seeds_differ(demo_scene: Path, tmp_path: Path) -> None:
