@@ -124,8 +124,18 @@ class Bench:
     def env(self, threads: int) -> dict[str, str]:
         return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
-    def run(self, method: str, scene: str, setting: str, view: Path, reference: Path, prior: Path | None,
-            seed: int, extra: tuple[str, ...] = (), label: str | None = None) -> dict:
+    def run(
+        self,
+        method: str,
+        scene: str,
+        setting: str,
+        view: Path,
+        reference: Path,
+        prior: Path | None,
+        seed: int,
+        extra: tuple[str, ...] = (),
+        label: str | None = None,
+    ) -> dict:
         """One harness process; `extra`: further harness flags, named `label`.
 
         The result file is keyed by a fingerprint of what the run depends on (harness flags and budget, the files
@@ -134,17 +144,36 @@ class Bench:
         (`reused`).
         """
         args = [
-            "--method", method, "--scene", str(view), "--iterations", str(self.iterations), "--rays-per-batch",
-            str(self.rays_per_batch), "--reference", str(reference), "--seed", str(seed),
-            "--small" if self.small else "--no-small", *(["--few-view"] if setting.startswith("few") else []),
-            *(["--prior", str(prior)] if prior else []), *extra,
+            "--method",
+            method,
+            "--scene",
+            str(view),
+            "--iterations",
+            str(self.iterations),
+            "--rays-per-batch",
+            str(self.rays_per_batch),
+            "--reference",
+            str(reference),
+            "--seed",
+            str(seed),
+            "--small" if self.small else "--no-small",
+            *(["--few-view"] if setting.startswith("few") else []),
+            *(["--prior", str(prior)] if prior else []),
+            *extra,
         ]
-        layers = ("images", "depth", *(REFINED_LAYERS.values() if method in ("diffnerf-refined", "diffnerf-both")
-                                       else ()))
-        fingerprint = config_fingerprint({
-            "args": args, "inputs": folder_fingerprint(view, layers),
-            "prior": folder_fingerprint(prior) if prior else None, "packages": package_versions(),
-        })
+        layers = (
+            "images",
+            "depth",
+            *(REFINED_LAYERS.values() if method in ("diffnerf-refined", "diffnerf-both") else ()),
+        )
+        fingerprint = config_fingerprint(
+            {
+                "args": args,
+                "inputs": folder_fingerprint(view, layers),
+                "prior": folder_fingerprint(prior) if prior else None,
+                "packages": package_versions(),
+            }
+        )
         out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.{fingerprint}.json"
         if out.exists():
             cached = json.loads(out.read_text())
@@ -159,7 +188,9 @@ class Bench:
         if done.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}); see {log}")
         result = {
-            **json.loads(out.read_text()), "fingerprint": fingerprint, "commit": git_commit(),
+            **json.loads(out.read_text()),
+            "fingerprint": fingerprint,
+            "commit": git_commit(),
             "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         }
         out.write_text(json.dumps(result, indent=2))
@@ -213,17 +244,29 @@ class Bench:
 
     def command(self) -> str:
         args = [
-            f"--scenes {' '.join(self.scenes)}", f"--settings {' '.join(self.settings)}",
-            f"--methods {' '.join(self.methods)}", f"--iterations {self.iterations}",
-            f"--rays-per-batch {self.rays_per_batch}", f"--seeds {' '.join(map(str, self.seeds))}",
-            "--small" if self.small else "--no-small", f"--downscale {self.downscale}", f"--jobs {self.jobs}",
-            f"--workdir {self.workdir}", f"--report {self.report}",
+            f"--scenes {' '.join(self.scenes)}",
+            f"--settings {' '.join(self.settings)}",
+            f"--methods {' '.join(self.methods)}",
+            f"--iterations {self.iterations}",
+            f"--rays-per-batch {self.rays_per_batch}",
+            f"--seeds {' '.join(map(str, self.seeds))}",
+            "--small" if self.small else "--no-small",
+            f"--downscale {self.downscale}",
+            f"--jobs {self.jobs}",
+            f"--workdir {self.workdir}",
+            f"--report {self.report}",
             f"--dense-pose-refinement {self.dense_pose_refinement}",
             f"--few-view-pose-refinement {self.few_view_pose_refinement}",
-            *([f"--regulariser-every-n-steps {self.regulariser_every_n_steps}"] if self.regulariser_every_n_steps
-              else []),
-            *([f"--regulariser-patch-sample-fraction {self.regulariser_patch_sample_fraction}"]
-              if self.regulariser_patch_sample_fraction is not None else []),
+            *(
+                [f"--regulariser-every-n-steps {self.regulariser_every_n_steps}"]
+                if self.regulariser_every_n_steps
+                else []
+            ),
+            *(
+                [f"--regulariser-patch-sample-fraction {self.regulariser_patch_sample_fraction}"]
+                if self.regulariser_patch_sample_fraction is not None
+                else []
+            ),
             f"--prior {self.prior}" if self.prior else f"--prior-minutes {self.prior_minutes}",
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)

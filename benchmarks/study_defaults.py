@@ -41,8 +41,14 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {  # key -> (row, harnes
     "contraction-no-pose-opt": (
         "  contraction past the box, piecewise sampler, pose refinement off",
         "diffnerf-no-prior",
-        ("--disable-scene-contraction", "False", "--proposal-initial-sampler", "piecewise",
-         "--camera-optimizer-mode", "off"),
+        (
+            "--disable-scene-contraction",
+            "False",
+            "--proposal-initial-sampler",
+            "piecewise",
+            "--camera-optimizer-mode",
+            "off",
+        ),
     ),
     "depth-weight": ("  depth weight 1e-3 (nerfacto's)", "diffnerf-no-prior", ("--depth-loss-mult", "1e-3")),
     "piecewise": ("  piecewise sampler (nerfacto's)", "diffnerf-no-prior", ("--proposal-initial-sampler", "piecewise")),
@@ -50,8 +56,14 @@ VARIANTS: dict[str, tuple[str, str, tuple[str, ...]]] = {  # key -> (row, harnes
 }
 """Rows under a method change one default of the method above toward the other method's (or turn a feature off)."""
 PEER = "nerfacto"
-COLUMNS = (("psnr", "PSNR", ".2f"), ("ssim", "SSIM", ".3f"), ("depth_abs_rel", "AbsRel", ".3f"),
-           ("depth_rmse", "RMSE m", ".3f"), ("depth_delta1", "δ1", ".3f"), ("seconds_per_iteration", "s/it", ".2f"))
+COLUMNS = (
+    ("psnr", "PSNR", ".2f"),
+    ("ssim", "SSIM", ".3f"),
+    ("depth_abs_rel", "AbsRel", ".3f"),
+    ("depth_rmse", "RMSE m", ".3f"),
+    ("depth_delta1", "δ1", ".3f"),
+    ("seconds_per_iteration", "s/it", ".2f"),
+)
 
 
 def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -133,8 +145,9 @@ class Study:
         reused = sum(bool(r.get("reused")) for rows in results.values() for r in rows)
         self.write(scenes, keys, results, time.time() - started, reused)
 
-    def write(self, scenes: dict, keys: list[str], results: dict[tuple[str, str], list[dict]], seconds: float,
-              reused: int) -> None:
+    def write(
+        self, scenes: dict, keys: list[str], results: dict[tuple[str, str], list[dict]], seconds: float, reused: int
+    ) -> None:
         device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
         lines = [
             "# Defaults study: what each diffnerf default costs against depth-nerfacto (development scenes)",
@@ -144,8 +157,13 @@ class Study:
             f"--jobs {self.jobs}`  ",
             f"Machine: {platform.machine()} {device}, torch {torch.__version__}; wall time "
             f"{seconds / 60:.0f} min ({self.jobs} runs at a time, one thread each, CPU shared with other jobs"
-            + (f"; {reused} of the {sum(map(len, results.values()))} runs were reused from an earlier invocation in "
-               f"`{self.workdir}`" if reused else "") + ").  ",
+            + (
+                f"; {reused} of the {sum(map(len, results.values()))} runs were reused from an earlier invocation in "
+                f"`{self.workdir}`"
+                if reused
+                else ""
+            )
+            + ").  ",
             "Scenes: " + "; ".join(f"`{k}`: {v.note}" for k, v in scenes.items()) + ". Dense setting, every 8th "
             f"frame held out, CPU-sized model for every row. Cells: mean ± std over seeds {list(self.seeds)}.",
             "",
@@ -155,8 +173,11 @@ class Study:
         for name in scenes:
             for key in keys:
                 runs = results[(key, name)]
-                lines.append("| " + " | ".join([name, VARIANTS[key][0],
-                                                *(summarise([r[k] for r in runs], f) for k, _, f in COLUMNS)]) + " |")
+                lines.append(
+                    "| "
+                    + " | ".join([name, VARIANTS[key][0], *(summarise([r[k] for r in runs], f) for k, _, f in COLUMNS)])
+                    + " |"
+                )
         lines += [
             "",
             "Against depth-nerfacto as users run it, paired by seed (same seed, same scene): ΔPSNR > 0 means the "
@@ -173,8 +194,7 @@ class Study:
                 ratio = [r["depth_abs_rel"] / peer[r["seed"]]["depth_abs_rel"] for r in runs]
                 row, method, _ = VARIANTS[key]
                 row = f"{method}: {row.strip()}" if row.startswith(" ") else row  # sub-rows name their method
-                lines.append(f"| {name} | {row} | {summarise(delta, '+.2f')} | "
-                             f"{summarise(ratio, '.2f')} |")
+                lines.append(f"| {name} | {row} | {summarise(delta, '+.2f')} | {summarise(ratio, '.2f')} |")
         lines += [
             "",
             "Every config field where the two methods differ as users get them (`ns-train depth-nerfacto` vs "

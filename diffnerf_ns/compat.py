@@ -28,9 +28,7 @@ def allow_numpy_scalars_in_checkpoints() -> None:
     if add_safe_globals is None:  # torch < 2.4 loads everything anyway
         return
     scalar_types = [np.float64, np.float32, np.int64, np.int32, np.bool_]
-    add_safe_globals(
-        [np.core.multiarray.scalar, np.dtype, *scalar_types, *(type(np.dtype(t)) for t in scalar_types)]
-    )
+    add_safe_globals([np.core.multiarray.scalar, np.dtype, *scalar_types, *(type(np.dtype(t)) for t in scalar_types)])
 
 
 def alexnet_weights_path() -> Path:

@@ -49,4 +49,3 @@ def rgb_time_poses(
 def relative_motion(c2w_from: np.ndarray, c2w_to: np.ndarray) -> np.ndarray:
     """4x4 taking points from camera `c2w_from`'s frame into camera `c2w_to`'s frame."""
     return np.linalg.inv(c2w_to) @ c2w_from
-

@@ -48,17 +48,13 @@ class RoomScene:
         """Axis-aligned scene bounds in metres (the room's inner box)."""
         return np.asarray(self.room_lo, float), np.asarray(self.room_hi, float)
 
-    def render(
-        self, K: np.ndarray, c2w: np.ndarray, height: int, width: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def render(self, K: np.ndarray, c2w: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Render float RGB in [0, 1] (H, W, 3) and planar z-depth in metres (H, W).
 
         `c2w` is a 4x4 camera-to-world matrix in OpenCV axes (x right, y down, z forward).
         """
         u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-        dirs_cam = np.stack(
-            [(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1
-        ).reshape(-1, 3)
+        dirs_cam = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1).reshape(-1, 3)
         rgb, depth = self.render_rays(c2w, dirs_cam)
         return rgb.reshape(height, width, 3), depth.reshape(height, width)
 
@@ -71,9 +67,7 @@ class RoomScene:
         rgb = self._shade(points, normal, albedo_idx, freq)
         return rgb, t.astype(np.float32)  # dirs have unit z in the camera frame, so t is planar depth
 
-    def _intersect(
-        self, origin: np.ndarray, dirs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _intersect(self, origin: np.ndarray, dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         n = dirs.shape[0]
         safe = np.where(np.abs(dirs) < 1e-12, 1e-12, dirs)
         inv = 1.0 / safe
@@ -108,8 +102,7 @@ class RoomScene:
 
     def _albedo(self, points: np.ndarray, material: np.ndarray, freq: np.ndarray) -> np.ndarray:
         base = np.array(
-            [[0.55, 0.45, 0.35], [0.85, 0.85, 0.82], [0.75, 0.68, 0.55]]
-            + [list(b.color) for b in self.boxes]
+            [[0.55, 0.45, 0.35], [0.85, 0.85, 0.82], [0.75, 0.68, 0.55]] + [list(b.color) for b in self.boxes]
         )[material]
         f = freq[:, None]
         # Band-limited multi-scale texture: smooth enough to interpolate, rich enough to match.
@@ -125,9 +118,7 @@ class RoomScene:
         tint = np.stack([np.sin(0.7 * p[:, 0]), np.sin(0.9 * p[:, 1] + 1), np.sin(0.8 * p[:, 2] + 2)], 1)
         return np.clip(base * (1.0 + 0.35 * pattern[:, None] + checker[:, None]) + 0.06 * tint, 0, 1)
 
-    def _shade(
-        self, points: np.ndarray, normal: np.ndarray, material: np.ndarray, freq: np.ndarray
-    ) -> np.ndarray:
+    def _shade(self, points: np.ndarray, normal: np.ndarray, material: np.ndarray, freq: np.ndarray) -> np.ndarray:
         to_light = np.asarray(self.light) - points
         dist = np.linalg.norm(to_light, axis=1, keepdims=True)
         lambert = np.clip((normal * to_light / dist).sum(1, keepdims=True), 0, 1)

@@ -23,8 +23,13 @@ from websockets.sync.client import ClientConnection, connect
 
 CHROMIUM = shutil.which("chromium")
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 
@@ -118,17 +123,33 @@ def test_viewer_serves_a_rendered_view(trained, tmp_path: Path) -> None:
     config = trained[0]
     port = free_port()
     viewer = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ns-viewer"), "--load-config", str(config.get_base_dir() / "config.yml"),
-         "--viewer.websocket-port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        [
+            str(Path(sys.executable).parent / "ns-viewer"),
+            "--load-config",
+            str(config.get_base_dir() / "config.yml"),
+            "--viewer.websocket-port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     browser = None
     try:
         wait_for_line(viewer, viewer.stdout, f"http://0.0.0.0:{port}")  # viser's banner, printed once it serves
         browser = subprocess.Popen(
-            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=800,600",
-             "--remote-debugging-port=0", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                CHROMIUM,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={tmp_path / 'profile'}",
+                "--window-size=800,600",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         browser_ws = wait_for_line(browser, browser.stderr, "DevTools listening on ").split()[-1]
         png = last_frame_until_rendered(browser_ws, f"http://127.0.0.1:{port}/")

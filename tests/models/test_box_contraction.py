@@ -42,6 +42,7 @@ def test_model_rays_run_past_the_box_only_with_contraction() -> None:
     """Catches the option being a no-op (rays still clipped to the box, so a window 4 m past the wall has no
     place to be) and contracting only the field while the proposal networks still read uncontracted
     positions (they would sample the wrong space)."""
+
     def far(model: DiffNerfModel) -> float:  # a fresh bundle each time: colliders keep nears/fars already set
         rays = RayBundle(
             origins=torch.tensor([[2.0, -1.0, 1.25]]),

@@ -18,8 +18,16 @@ def test_z_depth_of_a_tilted_camera_over_a_floor() -> None:
     height = 2.0  # camera 2 m above the floor z = 0, looking down and tilted 35 degrees off nadir
     R = Rotation.from_euler("x", 35, degrees=True).as_matrix()  # OpenGL camera: looks along -z, i.e. down at 0
     c2w = torch.tensor(np.hstack([R, [[0.3], [-0.2], [height]]]), dtype=torch.float32)
-    camera = Cameras(camera_to_worlds=c2w[None], fx=f, fy=f, cx=w / 2, cy=h / 2, width=w, height=h,
-                     camera_type=CameraType.PERSPECTIVE)
+    camera = Cameras(
+        camera_to_worlds=c2w[None],
+        fx=f,
+        fy=f,
+        cx=w / 2,
+        cy=h / 2,
+        width=w,
+        height=h,
+        camera_type=CameraType.PERSPECTIVE,
+    )
     bundle = camera.generate_rays(camera_indices=0)
     t = -bundle.origins[..., 2] / bundle.directions[..., 2]  # distance along the unit ray to the floor
     assert (t > 0).all()
