@@ -216,13 +216,14 @@ class Bench:
         uses_prior = any(m in PRIOR_METHODS for m in self.methods)
         prior = self.prior_dir() if uses_prior else None
         refined = any(m in ("diffnerf-refined", "diffnerf-both") for m in self.methods)
-        jobs = []
+        jobs, skipped = [], []
         for name, scene in scenes.items():
             num_frames = len(load_scene(scene.scene_dir).c2w)
             for setting in self.settings:
                 num_train = None if setting == "dense" else int(setting.removeprefix("few"))
                 if num_train is not None and 2 * num_train > num_frames - len(range(0, num_frames, EVAL_INTERVAL)):
-                    continue  # ICL has 4 training frames: dense is already few-view there
+                    skipped.append(f"`{name}` {setting}")  # ICL has 4 training frames: dense is already few-view there
+                    continue
                 view = split(scene.scene_dir, self.workdir / "views" / name / setting, num_train)
                 if refined:
                     refine_view(view, prior, self.env(threads=2))
@@ -240,7 +241,7 @@ class Bench:
             for (name, setting), rows in results.items():
                 view = self.workdir / "views" / name / setting
                 rows["tsdf-fusion"] = [tsdf_row(view, np.load(scenes[name].reference))]
-        write_report(self, scenes, results, time.time() - started, prior)
+        write_report(self, scenes, results, time.time() - started, prior, skipped)
 
     def command(self) -> str:
         args = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,9 +76,15 @@ def summarise(values: list[float], fmt: str) -> str:
 
 
 def write_report(
-    bench: Bench, scenes: dict[str, BenchScene], results: dict, seconds: float, prior: Path | None
+    bench: Bench,
+    scenes: dict[str, BenchScene],
+    results: dict,
+    seconds: float,
+    prior: Path | None,
+    skipped: Sequence[str] = (),
 ) -> None:
-    """Write the table (and the plot beside it) to `bench.report` and print it."""
+    """Write the table (and the plot beside it) to `bench.report` and print it; `skipped` names the scene/setting
+    pairs that have no rows because the scene has too few frames for the setting."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
     groups = {  # table row group -> scenes averaged in it
         "synthetic rooms": [s for s in scenes if s.startswith("room")],
@@ -95,6 +102,11 @@ def write_report(
         f"{'small (CPU)' if bench.small else 'default'} for every method; seeds {list(bench.seeds)}. "
         f"Held out: every {EVAL_INTERVAL}th frame.  ",
         "Scenes: " + "; ".join(f"`{k}`: {v.note}" for k, v in scenes.items()) + ".  ",
+        *(
+            [f"Not run: {', '.join(skipped)} (the scene has fewer training frames than twice the setting's views).  "]
+            if skipped
+            else []
+        ),
         *([prior_note(prior) + "  "] if prior else []),
         "Cells: mean ± std over the scenes (and seeds) of the group. Depth: planar z in metres on the held-out "
         "views against clean truth (synthetic) or the sensor's valid pixels (SUN3D). Chamfer (m) and F-score "
