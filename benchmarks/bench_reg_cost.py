@@ -51,6 +51,8 @@ class CostArgs:
     """The CPU-sized model of the NeRF benchmark (`diffnerf_ns.presets.small_model`)."""
     prior: Path | None = None
     """Prior folder; default the shipped prior."""
+    scene: Path | None = None
+    """A converted scene; default the demo room (48 frames, 160x120), rendered into workdir."""
     workdir: Path = Path("outputs/bench_reg_cost")
     out: Path = Path("benchmarks/results/reg_cost_cpu.md")
 
@@ -83,9 +85,10 @@ class CostArgs:
             trainer.setup()
         return trainer
 
-    def main(self) -> None:
+    def main(self) -> list[tuple]:
+        """Time every variant; write the table and return its rows (rays, cadence, s/it, ratio, rays/it, windows)."""
         torch.set_num_threads(self.threads)
-        scene = self.workdir / "demo_scene"
+        scene = self.scene or self.workdir / "demo_scene"
         if not (scene / "transforms.json").exists():
             make_demo_scene(scene, num_frames=48, width=160, height=120)
         variants: list[tuple[int, float] | None] = [None, *CADENCES]
@@ -107,9 +110,10 @@ class CostArgs:
             for v, s, c, b in zip(variants, seconds, counters, before, strict=True):
                 rows.append((rays, v, statistics.median(s), statistics.median(s) / base, (c() - b) / steps, s))
             del trainers
-        self.write(rows, time.perf_counter() - start)
+        self.write(rows, time.perf_counter() - start, scene)
+        return rows
 
-    def write(self, rows: list, wall: float) -> None:
+    def write(self, rows: list, wall: float, scene: Path) -> None:
         lines = [
             "# What the patch regulariser costs per iteration (CPU)",
             "",
@@ -117,7 +121,8 @@ class CostArgs:
             f" --warmup {self.warmup} --iterations {self.iterations} --repeats {self.repeats}"
             f" --threads {self.threads}{'' if self.small else ' --no-small'}`  ",
             f"Machine: {machine_name()}. Wall time {wall / 60:.0f} min.  ",
-            f"Scene: the demo room (48 frames, 160x120); model: {'the benchmark CPU size' if self.small else 'full'}; "
+            f"Scene: {'the demo room (48 frames, 160x120)' if self.scene is None else scene}; "
+            f"model: {'the benchmark CPU size' if self.small else 'full'}; "
             f"prior: {self.prior or 'the shipped prior'} (48 px patches, 2,304 rays each).  ",
             f"Each figure: median over {self.repeats} windows of {self.iterations} steps (after {self.warmup} "
             "untimed) of wall seconds per step, trained through `Trainer.train()`; the windows of all variants are "
