@@ -63,7 +63,7 @@ class CostArgs:
         args = RunArgs(
             method=method,
             scene=scene,
-            out=self.workdir / "unused.json",
+            out=self.workdir / "unused.json",  # RunArgs serves only its overrides here; nothing is written
             prior=self.prior or require_default_prior(),
             few_view=True,
             regulariser_every_n_steps=every,
@@ -108,7 +108,8 @@ class CostArgs:
             steps = self.iterations * self.repeats
             base = statistics.median(seconds[0])
             for v, s, c, b in zip(variants, seconds, counters, before, strict=True):
-                rows.append((rays, v, statistics.median(s), statistics.median(s) / base, (c() - b) / steps, s))
+                median = statistics.median(s)
+                rows.append((rays, v, median, median / base, (c() - b) / steps, s))
             del trainers
         self.write(rows, time.perf_counter() - start, scene)
         return rows
