@@ -43,7 +43,7 @@ class Bench:
     report: Path = Path("benchmarks/results/capture_conversion.md")
 
 
-def _poses(scene: Path) -> dict[str, np.ndarray]:
+def poses_by_source(scene: Path) -> dict[str, np.ndarray]:
     meta = json.loads((scene / "metadata.json").read_text())
     c2w = load_scene(scene).c2w
     return {f["source"]: c2w[i] for i, f in enumerate(meta["frames"])}
@@ -103,7 +103,7 @@ def run(bench: Bench, work: Path) -> str:
         terms[stride] = {
             g: p["tracking_terms"] for g, p in json.loads((est[0] / "metadata.json").read_text())["odometry"].items()
         }
-        poses = _poses(est[0]), _poses(previous[0])
+        poses = poses_by_source(est[0]), poses_by_source(previous[0])
         rows = []
         for group in sun3d.groups:
             idx = [i for i, f in enumerate(sun3d.frames) if f.group == group][::stride]
@@ -118,7 +118,7 @@ def run(bench: Bench, work: Path) -> str:
         sections.append((stride, "\n".join(rows)))
     icl = read_redwood(bench.fixtures / "icl_nuim_5")
     icl_scene, icl_s = _timed(icl, work / "icl", ConvertOptions(poses="estimate"))
-    icl_est = _poses(icl_scene)
+    icl_est = poses_by_source(icl_scene)
     icl_gt = np.stack([f.c2w for f in icl.frames])
     icl_mine = np.stack([icl_est[f.name] for f in icl.frames])
     icl_ate = absolute_trajectory_error(icl_mine, icl_gt)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from benchmarks.bench_capture_conversion import FIXTURES, _poses, depth_disagreement
+from benchmarks.bench_capture_conversion import FIXTURES, depth_disagreement, poses_by_source
 from data_converters.capture import Capture
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.threedmatch import read_threedmatch
@@ -66,7 +66,7 @@ def run(study: Study, work: Path) -> str:
     sun3d = read_threedmatch(study.fixtures / "sun3d_study_100")
     start = time.perf_counter()
     scene = convert_capture(sun3d, work / "estimated", ConvertOptions(poses="estimate"), progress=False)
-    found = _poses(scene)
+    found = poses_by_source(scene)
     rows = []
     for group in sun3d.groups:
         idx = [i for i, f in enumerate(sun3d.frames) if f.group == group]

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks.bench_capture_conversion import depth_disagreement, poses_by_source
 from data_converters.capture import Capture
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.redwood import read_redwood
 from data_converters.layouts.threedmatch import read_threedmatch
-from data_converters.nerfstudio_scene import load_scene
 from diffnerf_ns.metrics import absolute_trajectory_error, relative_rotation_errors
-
-
-def _poses_by_source(scene: Path) -> dict[str, np.ndarray]:
-    meta = json.loads((scene / "metadata.json").read_text())
-    c2w = load_scene(scene).c2w
-    return {f["source"]: c2w[i] for i, f in enumerate(meta["frames"])}
-
-
-def depth_disagreement(capture: Capture, a: int, b: int, poses: list[np.ndarray]) -> float:
-    """Median |depth of frame b - depth of frame a reprojected into b| (metres): pose error shows up here
-    without trusting any reference trajectory."""
-    K, da, db = capture.K, capture.load_depth_m(capture.frames[a]), capture.load_depth_m(capture.frames[b])
-    v, u = np.nonzero(da[::4, ::4] > 0)
-    v, u = v * 4, u * 4
-    z = da[v, u]
-    pts = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)])
-    q = np.linalg.inv(poses[b]) @ poses[a] @ pts
-    ub = np.round(K[0, 0] * q[0] / q[2] + K[0, 2]).astype(int)
-    vb = np.round(K[1, 1] * q[1] / q[2] + K[1, 2]).astype(int)
-    ok = (q[2] > 0) & (ub >= 0) & (ub < capture.width) & (vb >= 0) & (vb < capture.height)
-    seen = db[vb[ok], ub[ok]]
-    return float(np.median(np.abs(seen[seen > 0] - q[2][ok][seen > 0])))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +25,7 @@ def test_sun3d_given_poses_written_as_given(sun3d: Capture, tmp_path: Path) -> N
     dropped, and the cache not reused (the second call must not rewrite anything)."""
     options = ConvertOptions(stride=10)
     scene = convert_capture(sun3d, tmp_path / "given", options, progress=False)
-    poses = _poses_by_source(scene)
+    poses = poses_by_source(scene)
     assert len(poses) == 10 and {n.split("/")[0] for n in poses} == set(sun3d.groups)
     for f in sun3d.frames[::10]:
         np.testing.assert_allclose(poses[f.name], f.c2w, atol=1e-6)
@@ -69,7 +46,7 @@ def test_sun3d_reestimated_poses(sun3d: Capture, tmp_path: Path) -> None:
     step 45->46 they rotate about 1 degree away from what both SIFT-feature PnP and full-resolution
     direct odometry measure, so the estimate's max error there (1.2 degrees) is mostly the reference's."""
     scene = convert_capture(sun3d, tmp_path / "est", ConvertOptions(poses="estimate"), progress=False)
-    est = _poses_by_source(scene)
+    est = poses_by_source(scene)
     assert len(est) == 100
     for group in sun3d.groups:
         idx = [i for i, f in enumerate(sun3d.frames) if f.group == group]
@@ -83,8 +60,8 @@ def test_sun3d_reestimated_poses(sun3d: Capture, tmp_path: Path) -> None:
         first, last = idx[0], idx[-1]
         mine_all = [est.get(f.name, f.c2w) for f in sun3d.frames]
         given_all = [f.c2w for f in sun3d.frames]
-        assert depth_disagreement(sun3d, first, last, mine_all) < 1.2 * depth_disagreement(
-            sun3d, first, last, given_all
+        assert depth_disagreement(sun3d, first, last, mine_all[first], mine_all[last]) < 1.2 * depth_disagreement(
+            sun3d, first, last, given_all[first], given_all[last]
         )
 
 
@@ -93,7 +70,7 @@ def test_icl_nuim_estimated_poses(fixtures_dir: Path, tmp_path: Path) -> None:
     (ATE against ICL-NUIM's exact rendered poses must stay under 2 cm)."""
     capture = read_redwood(fixtures_dir / "icl_nuim_5")
     scene = convert_capture(capture, tmp_path / "icl", ConvertOptions(poses="estimate"), progress=False)
-    est = _poses_by_source(scene)
+    est = poses_by_source(scene)
     gt = np.stack([f.c2w for f in capture.frames])
     mine = np.stack([est[f.name] for f in capture.frames])
     assert absolute_trajectory_error(mine, gt) < 0.02
