@@ -100,6 +100,9 @@ class Bench:
     regulariser_patch_sample_fraction: float | None = None
     """Override the regulariser's `patch_sample_fraction` in the prior rows (cost study); None keeps the preset's."""
     report: Path = Path("benchmarks/results/nerf.md")
+    plan: bool = False
+    """Only list, per setting and method, how many runs are stored for reuse and how many would train; train
+    nothing and write no report (views are still split and refined, since refined depth is part of a run's key)."""
 
     def bench_scenes(self) -> dict[str, BenchScene]:
         rooms = benchmark_rooms()
@@ -136,12 +139,44 @@ class Bench:
         extra: tuple[str, ...] = (),
         label: str | None = None,
     ) -> dict:
-        """One harness process; `extra`: further harness flags, named `label`.
+        """One harness process; `extra`: further harness flags, named `label`. A reused result says so (`reused`)."""
+        args, out, fingerprint = self.result_path(method, scene, setting, view, reference, prior, seed, extra, label)
+        cached = self.cached(out)
+        if cached is not None:
+            return {**cached, "reused": True}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
+        print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)
+        log = out.with_suffix(".log")
+        with log.open("w") as f:
+            done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}); see {log}")
+        result = {
+            **json.loads(out.read_text()),
+            "fingerprint": fingerprint,
+            "commit": git_commit(),
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        }
+        out.write_text(json.dumps(result, indent=2))
+        return {**result, "reused": False}
 
-        The result file is keyed by a fingerprint of what the run depends on (harness flags and budget, the files
-        the run reads, the prior, the installed packages); a stored result is reused while every project source the
-        run imported is unchanged, so only a run this checkout would reproduce is reused. A reused result says so
-        (`reused`).
+    def result_path(
+        self,
+        method: str,
+        scene: str,
+        setting: str,
+        view: Path,
+        reference: Path,
+        prior: Path | None,
+        seed: int,
+        extra: tuple[str, ...] = (),
+        label: str | None = None,
+    ) -> tuple[list[str], Path, str]:
+        """The run's harness flags, its result file and the fingerprint that names it.
+
+        The fingerprint covers what the run depends on (harness flags and budget, the files the run reads, the
+        prior, the installed packages); the project sources it imports are checked separately (`cached`).
         """
         args = [
             "--method",
@@ -175,26 +210,16 @@ class Bench:
             }
         )
         out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.{fingerprint}.json"
-        if out.exists():
-            cached = json.loads(out.read_text())
-            if sources_unchanged(cached.get("sources", {})):
-                return {**cached, "reused": True}
-        out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
-        print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)
-        log = out.with_suffix(".log")
-        with log.open("w") as f:
-            done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)
-        if done.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd)} failed (exit {done.returncode}); see {log}")
-        result = {
-            **json.loads(out.read_text()),
-            "fingerprint": fingerprint,
-            "commit": git_commit(),
-            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        }
-        out.write_text(json.dumps(result, indent=2))
-        return {**result, "reused": False}
+        return args, out, fingerprint
+
+    @staticmethod
+    def cached(out: Path) -> dict | None:
+        """The stored result, if there is one and every project source its run imported is unchanged (so this
+        checkout would reproduce it)."""
+        if not out.exists():
+            return None
+        stored = json.loads(out.read_text())
+        return stored if sources_unchanged(stored.get("sources", {})) else None
 
     def pose_refinement(self, setting: str) -> PoseRefinement:
         return self.dense_pose_refinement if setting == "dense" else self.few_view_pose_refinement
@@ -232,6 +257,11 @@ class Bench:
                         for seed in self.seeds:
                             extra = self.extra_flags(method, setting)
                             jobs.append((method, name, setting, view, scene.reference, prior, seed, extra))
+        # Seed-major: a grid cut short (by a session's end) leaves whole seeds, every method on every scene.
+        jobs.sort(key=lambda job: self.seeds.index(job[6]))
+        if self.plan:
+            print_plan(self, jobs)
+            return
         results: dict[tuple[str, str], dict[str, list[dict]]] = {}
         with ThreadPoolExecutor(self.jobs) as pool:
             futures = [(job, pool.submit(self.run, *job)) for job in jobs]
@@ -271,6 +301,24 @@ class Bench:
             f"--prior {self.prior}" if self.prior else f"--prior-minutes {self.prior_minutes}",
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)
+
+
+def print_plan(bench: Bench, jobs: list[tuple]) -> None:
+    """Per setting and method: runs stored for reuse / runs in the grid; then the runs that would train."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    missing = []
+    for job in jobs:
+        method, name, setting, seed = job[0], job[1], job[2], job[6]
+        stored = bench.cached(bench.result_path(*job)[1]) is not None
+        count = counts.setdefault((setting, method), [0, 0])
+        count[0] += stored
+        count[1] += 1
+        if not stored:
+            missing.append(f"{name}/{setting}: {method} (seed {seed})")
+    for (setting, method), (stored, total) in counts.items():
+        print(f"{setting:6} {method:24} {stored:3d} / {total:3d} stored")
+    print(f"{len(missing)} of {len(jobs)} runs would train, in this order:")
+    print("\n".join(missing))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,26 @@ def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and first["commit"] in note
 
 
+def test_plan_counts_stored_runs_and_trains_nothing(
+    tmp_path: Path, fake_harness: list[list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Catches a plan that counts a stored run whose sources changed as reusable, counts a run that was never
+    stored, or starts training."""
+    view, bench = _view(tmp_path), Bench(workdir=tmp_path / "work", iterations=10)
+    jobs = [("diffnerf-no-prior", "room1", "few3", view, tmp_path / "ref.npy", None, seed, ()) for seed in (0, 1, 2)]
+    for job in jobs[:2]:
+        bench.run(*job)
+    stale = bench.result_path(*jobs[1])[1]
+    stale.write_text(json.dumps({**json.loads(stale.read_text()), "sources": {"benchmarks/bench_nerf.py": "0" * 16}}))
+    trained, _ = len(fake_harness), capsys.readouterr()
+    bench_nerf.print_plan(bench, jobs)
+    printed = capsys.readouterr().out
+    assert len(fake_harness) == trained == 2
+    assert "diffnerf-no-prior" in printed and "1 /   3 stored" in printed
+    assert "2 of 3 runs would train" in printed
+    assert "room1/few3: diffnerf-no-prior (seed 1)" in printed and "(seed 2)" in printed and "(seed 0)" not in printed
+
+
 def test_printed_command_rebuilds_the_same_benchmark() -> None:
     """Catches a command that drops a flag the table depends on (the prior's minutes were missing; pose
     refinement and the regulariser's cadence are new)."""
