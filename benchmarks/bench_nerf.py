@@ -25,6 +25,7 @@ training and refinement steps are `nerf_prior_steps`, and the table and plot are
     python -m benchmarks.bench_nerf                      # the full CPU benchmark
     python -m benchmarks.bench_nerf --scenes room1 --settings dense --iterations 10 --methods depth-nerfacto \
         diffnerf-no-prior tsdf-fusion --report /tmp/smoke.md   # smoke test
+    python -m benchmarks.bench_nerf <flags> --plan       # what is stored for reuse, what would train
 """
 
 from __future__ import annotations
