@@ -108,3 +108,22 @@ def colorization_fill(depth: np.ndarray, rgb: np.ndarray, alpha: float = 1.0) ->
     system = (affinity + sparse.identity(h * w) + sparse.diags(data_term)).tocsc()
     solution = spsolve(system, data_term * np.clip(depth / scale, 0.0, 1.0).ravel())
     return (solution.reshape(h, w) * scale).astype(np.float32)
+
+
+HOLE_FILLS = {
+    "nearest": lambda raw, rgb: nearest_fill(raw),
+    "telea": lambda raw, rgb: opencv_inpaint(raw),
+    "colorization": colorization_fill,
+}
+"""Name -> fill(raw depth in metres, RGB) of the classical fills refinement can condition on or start from."""
+
+
+def hole_fill(raw_depth_m: np.ndarray, rgb: np.ndarray | None, name: str) -> np.ndarray:
+    """`raw_depth_m` with its holes filled by the named fill; measured pixels keep their value, and the fill is
+    floored at 1 mm because the depth codec takes a logarithm."""
+    if name == "nearest":  # needs no RGB, and its fills are measurements already
+        return nearest_fill(raw_depth_m)
+    if rgb is None:
+        raise ValueError(f"the {name!r} fill needs the frame's RGB")
+    filled = HOLE_FILLS[name](raw_depth_m, rgb)
+    return np.where(raw_depth_m > 0, raw_depth_m, np.maximum(filled, 1e-3)).astype(np.float32)

@@ -11,6 +11,11 @@ pixels wide, noise and dropout blobs have a fixed size on the sensor, and a shad
 an edge outside it is still there, exactly as refinement (which pre-fills the whole frame) sees them.
 A 48 px crop corrupted on its own would shrink all of these to crop scale. Consecutive items share one
 prepared frame (`crops_per_frame`), which amortises its cost (~0.1 s per 640x480 frame).
+
+The conditioning's holes are pre-filled by a classical fill (`conditioning_fill`): the nearest observation by
+default, or the colorization fill, so the network learns a correction of the strongest classical answer.
+Colorization costs seconds per 640x480 frame, so it is computed once per frame that carries its own sensor raw
+(a fixed observation) and kept; frames corrupted afresh on every visit pay it every time.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
-from diffnerf_ns.prior.baselines import nearest_fill
+from diffnerf_ns.prior.baselines import hole_fill, nearest_fill
 from diffnerf_ns.prior.rgbd_codec import encode, encode_depth
 from diffnerf_ns.prior.sources import TrainingFrame
 
@@ -87,6 +92,7 @@ class RGBDPatchDataset(Dataset):
         noise_model: KinectNoiseModel | None = None,
         seed: int = 0,
         crops_per_frame: int = 64,
+        conditioning_fill: str = "nearest",
     ) -> None:
         if not frames:
             raise ValueError("no frames to sample patches from")
@@ -110,7 +116,9 @@ class RGBDPatchDataset(Dataset):
         self.noise_model = noise_model or KinectNoiseModel()
         self.seed = seed
         self.crops_per_frame = crops_per_frame
+        self.conditioning_fill = conditioning_fill
         self._prepared: tuple[int, PreparedFrame] | None = None
+        self._fixed_cond: dict[int, Tensor] = {}  # frame index -> conditioning of a frame with its own raw
 
     def __len__(self) -> int:
         return self.length
@@ -135,8 +143,10 @@ class RGBDPatchDataset(Dataset):
         return self._prepared[1]
 
     def _prepare(self, rng: np.random.Generator) -> PreparedFrame:
-        frame = self.frames[self.usable[rng.integers(len(self.usable))]]
+        index = self.usable[rng.integers(len(self.usable))]
+        frame = self.frames[index]
         rgb, depth, raw, K = frame.rgb, frame.depth, frame.raw, frame.K
+        cond = self._fixed_cond.get(index)
         if raw is None:  # mirror, then corrupt, so IR shadows stay on the projector's side
             if rng.random() < 0.5:
                 # Without a K the Kinect model centres its own default, which mirroring leaves unchanged.
@@ -148,18 +158,23 @@ class RGBDPatchDataset(Dataset):
             torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None],
             torch.from_numpy(np.ascontiguousarray(nearest_fill(depth), dtype=np.float32))[None, None],
         )[0]
-        return PreparedFrame(x, observation_channels(raw), np.flatnonzero(corners), corners.shape[1])
+        if cond is None:
+            cond = observation_channels(raw, rgb, self.conditioning_fill)
+            if frame.raw is not None and self.conditioning_fill != "nearest":  # nearest is cheaper than the memory
+                self._fixed_cond[index] = cond
+        return PreparedFrame(x, cond, np.flatnonzero(corners), corners.shape[1])
 
 
-def observation_channels(raw_depth_m: np.ndarray) -> torch.Tensor:
+def observation_channels(raw_depth_m: np.ndarray, rgb: np.ndarray | None = None, fill: str = "nearest") -> Tensor:
     """(H, W) raw depth (0 = missing) to the (2, H, W) conditioning: encoded depth, validity mask.
 
-    Holes in the depth channel are pre-filled with the nearest observation, so the network learns a
-    correction of a classical fill rather than hole filling from scratch; the mask says which
-    pixels were measured. Nothing observed gives all zeros, the same as dropped conditioning.
+    Holes in the depth channel are pre-filled with a classical fill (`baselines.HOLE_FILLS`; colorization
+    needs `rgb`), so the network learns a correction of a classical fill rather than hole filling from
+    scratch; the mask says which pixels were measured. Nothing observed gives all zeros, the same as
+    dropped conditioning. A prior must be conditioned with the fill it was trained with.
     """
     mask = raw_depth_m > 0
     if not mask.any():
         return torch.zeros(2, *raw_depth_m.shape)
-    filled = torch.from_numpy(np.ascontiguousarray(nearest_fill(raw_depth_m), dtype=np.float32))
+    filled = torch.from_numpy(np.ascontiguousarray(hole_fill(raw_depth_m, rgb, fill), dtype=np.float32))
     return torch.stack([encode_depth(filled), torch.from_numpy(mask).float()])

@@ -1,6 +1,7 @@
 """Depth refinement: guided DDIM sampling of the conditional prior over whole frames.
 
-The UNet is conditioned on the frame's raw depth (holes nearest-filled, plus the validity mask) and
+The UNet is conditioned on the frame's raw depth (holes pre-filled by the classical fill it was trained with,
+nearest by default, plus the validity mask) and
 sampled from pure noise (`strength` 1). RGB is always known and observed depth is known where the
 sensor returned a value: after each step those pixels are replaced by the observation noised to the
 new level (RePaint), so the sample agrees with what was measured and only invents the holes. Holes
@@ -32,7 +33,7 @@ from tqdm.auto import tqdm
 
 from data_converters.nerfstudio_scene import load_scene, write_frame_layers
 from diffnerf_ns.device import cpu_has_native_bfloat16
-from diffnerf_ns.prior.baselines import colorization_fill, opencv_inpaint
+from diffnerf_ns.prior.baselines import hole_fill
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
 from diffnerf_ns.prior.rgbd_codec import decode_depth, encode, encode_depth
@@ -56,12 +57,15 @@ class RefineConfig:
     0.4, 0.2) below the nearest fill's hole RMSE on every source, at 0.78x its RMSE on average; from pure
     noise the shipped prior is 2.8-6x worse than the nearest fill."""
     start: Literal["nearest", "telea", "colorization"] = "nearest"
-    """The classical fill the holes start from when `strength` < 1 (the conditioning is always the nearest fill,
-    as in training): nearest neighbour, OpenCV Telea, or the NYU toolbox's colorization (5-14 s per frame).
+    """The classical fill the holes start from when `strength` < 1: nearest neighbour, OpenCV Telea, or the NYU
+    toolbox's colorization (5-14 s per frame).
     Colorization won on the validation frames (`benchmarks/results/refine_start.md`: 0.63x the nearest fill's
     hole RMSE against 0.78x) but lost the scored real frames (`prior_refine_start_colorization.md`: 0.148 m
     against 0.094 m from the nearest fill; on the NYU frame, where the colorization fill itself fails, 0.61 m), so
     the default stays the nearest fill until a validation set with NYU-like frames decides."""
+    conditioning_fill: Literal["nearest", "colorization"] = "nearest"
+    """The classical fill of the conditioning's holes: the one the prior was trained with
+    (`TrainConfig.conditioning_fill`; every shipped prior so far: nearest)."""
     samples: int = 4
     """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
     overlap: int | None = None
@@ -175,17 +179,15 @@ class TiledDenoiser:
         return out / self.norm.clamp(min=1e-12)
 
 
-START_FILLS = {"telea": lambda raw, rgb: opencv_inpaint(raw), "colorization": colorization_fill}
-"""`RefineConfig.start` -> fill(raw, rgb) in metres; "nearest" reuses the conditioning's own fill."""
-
-
-def start_depth(rgb: np.ndarray, raw_depth: np.ndarray, start: str, nearest_code: Tensor) -> Tensor:
-    """(1, 1, H, W) codec depth the holes start from when `strength` < 1."""
-    if start == "nearest":
-        return nearest_code
-    filled = START_FILLS[start](raw_depth, rgb)
-    filled = np.where(raw_depth > 0, raw_depth, np.maximum(filled, 1e-3)).astype(np.float32)
-    return encode_depth(torch.from_numpy(filled)[None, None]).to(nearest_code)
+def start_depth(
+    rgb: np.ndarray, raw_depth: np.ndarray, start: str, conditioning_fill: str, cond_code: Tensor
+) -> Tensor:
+    """(1, 1, H, W) codec depth the holes start from when `strength` < 1; the conditioning's own fill
+    (`cond_code`) when it is the same one, so no fill is computed twice."""
+    if start == conditioning_fill:
+        return cond_code
+    filled = hole_fill(raw_depth, rgb, start)
+    return encode_depth(torch.from_numpy(filled)[None, None]).to(cond_code)
 
 
 @torch.no_grad()
@@ -203,7 +205,7 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     if not bool(holes.any()):
         return np.repeat(raw_depth[None], config.samples, 0)
     denoiser = TiledDenoiser(prior, height, width, overlap, config.batch_size, needed=holes)
-    cond = observation_channels(raw_depth)[None].to(device, dtype)
+    cond = observation_channels(raw_depth, rgb, config.conditioning_fill)[None].to(device, dtype)
     cond_tiles = denoiser.tiles(cond).repeat(config.samples, 1, 1, 1)
 
     autocast = torch.autocast("cpu", torch.bfloat16, enabled=use_cpu_bfloat16(config.precision, device))
@@ -217,7 +219,9 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     noise = torch.randn(shape, generator=generator, device=device)
     x = noise
     if config.strength < 1:  # SDEdit: the holes start from a classical fill noised to the first step's level
-        start = torch.cat([obs[:, :3], start_depth(rgb, raw_depth, config.start, cond[:, :1].float())], 1)
+        start = torch.cat(
+            [obs[:, :3], start_depth(rgb, raw_depth, config.start, config.conditioning_fill, cond[:, :1].float())], 1
+        )
         x = scheduler.add_noise(start.expand(shape), noise, timesteps[:1])
     x0_hat = x
     for t in timesteps:

@@ -63,6 +63,9 @@ class TrainConfig:
     """Probability that a patch's conditioning is zeroed, training the unconditional prior."""
     sobel_weight: float = 0.0
     """Weight of the edge loss on Sobel gradients of the reconstructed clean patch (0 = off)."""
+    conditioning_fill: Literal["nearest", "colorization"] = "nearest"
+    """Classical fill of the conditioning's holes (`patches.observation_channels`); refinement must condition with
+    the same one (`RefineConfig.conditioning_fill`)."""
     hole_weight: float = 4.0
     """Extra weight of the depth channel's loss at the conditioning's holes: the pixels refinement invents."""
     crops_per_frame: int = 64
@@ -258,6 +261,7 @@ def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[fl
         cond_drop_prob=config.cond_drop_prob,
         seed=config.seed + 7919 * accelerator.process_index,
         crops_per_frame=config.crops_per_frame,
+        conditioning_fill=config.conditioning_fill,
     )
     optimizer = torch.optim.AdamW(prior.unet.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     lr_schedule = _lr_schedule(optimizer, config, accelerator.num_processes, start if resume_from is None else 0)

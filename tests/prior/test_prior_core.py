@@ -12,7 +12,14 @@ import torch
 from diffusers import UNet2DModel
 from PIL import Image
 
-from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
+from diffnerf_ns.prior import refine as refine_module
+from diffnerf_ns.prior.baselines import (
+    colorization_fill,
+    hole_fill,
+    joint_bilateral_fill,
+    nearest_fill,
+    opencv_inpaint,
+)
 from diffnerf_ns.prior.model import RGBDPrior, make_scheduler
 from diffnerf_ns.prior.patches import RGBDPatchDataset, observation_channels
 from diffnerf_ns.prior.refine import (
@@ -240,16 +247,48 @@ def test_sdedit_start_takes_the_named_fill_in_holes_and_the_measurement_elsewher
     raw[4:12, 6:14] = 0
     rgb = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
     nearest = encode_depth(torch.from_numpy(nearest_fill(raw))[None, None])
-    assert start_depth(rgb, raw, "nearest", nearest) is nearest
-    telea = start_depth(rgb, raw, "telea", nearest)[0, 0]
+    assert start_depth(rgb, raw, "nearest", "nearest", nearest) is nearest
+    telea = start_depth(rgb, raw, "telea", "nearest", nearest)[0, 0]
     expected = encode_depth(torch.from_numpy(opencv_inpaint(raw)))
     torch.testing.assert_close(telea[raw <= 0], expected[raw <= 0])
     torch.testing.assert_close(telea[raw > 0], encode_depth(torch.from_numpy(raw))[raw > 0])
     assert float((telea - nearest[0, 0]).abs().max()) > 1e-3
     prior = RGBDPrior.create(**TINY)
     config = RefineConfig(steps=2, samples=2, strength=1.0, start="colorization", precision="float32")
-    with mock.patch.dict("diffnerf_ns.prior.refine.START_FILLS", colorization=mock.Mock(side_effect=AssertionError)):
+    with mock.patch.dict("diffnerf_ns.prior.baselines.HOLE_FILLS", colorization=mock.Mock(side_effect=AssertionError)):
         refine_depth(prior, rgb, raw, config)
+
+
+def test_colorization_conditioning_reaches_the_unet_and_is_computed_once() -> None:
+    """Catches `RefineConfig.conditioning_fill` ignored (the UNet still sees the nearest fill), and the same
+    colorization solved twice when it is both the conditioning and the SDEdit start."""
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(1.0, 3.0, (20, 24)).astype(np.float32)
+    raw[4:12, 6:14] = 0
+    rgb = rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)
+    colorized = observation_channels(raw, rgb, "colorization")
+    torch.testing.assert_close(colorized[0], encode_depth(torch.from_numpy(hole_fill(raw, rgb, "colorization"))))
+    assert float((colorized[0] - observation_channels(raw)[0]).abs().max()) > 1e-3
+    with pytest.raises(ValueError, match="needs the frame's RGB"):
+        observation_channels(raw, None, "colorization")
+    prior = RGBDPrior.create(**TINY)
+    seen = []
+    real_denoiser = refine_module.TiledDenoiser.tiles
+
+    def tiles(self, frame: torch.Tensor) -> torch.Tensor:
+        if frame.shape[1] == 2:
+            seen.append(frame[0, 0].clone())
+        return real_denoiser(self, frame)
+
+    config = RefineConfig(
+        steps=4, samples=2, start="colorization", conditioning_fill="colorization", precision="float32"
+    )
+    calls = mock.Mock(side_effect=colorization_fill)
+    with mock.patch.dict("diffnerf_ns.prior.baselines.HOLE_FILLS", colorization=calls):
+        with mock.patch.object(refine_module.TiledDenoiser, "tiles", tiles):
+            refine_depth(prior, rgb, raw, config)
+    assert calls.call_count == 1
+    torch.testing.assert_close(seen[0], colorized[0])
 
 
 def test_cpu_bfloat16_only_where_asked_or_native() -> None:
@@ -273,6 +312,29 @@ def test_patch_dataset_is_deterministic_and_in_codec_range() -> None:
     assert all(it["x"].abs().max() <= 1 and it["x"][3].min() > -1 for it in items)
     dropped = sum(bool((it["cond"] == 0).all()) for it in items)
     assert 10 < dropped < 40
+
+
+def test_patch_dataset_conditions_on_the_colorization_of_each_frame_once() -> None:
+    """Catches `conditioning_fill` ignored in training, a colorization solved again on every visit of a frame
+    with its own raw (seconds per 640x480 frame), and one frame's cached conditioning served for another."""
+    rng = np.random.default_rng(3)
+    depths = [rng.uniform(1.0, 3.0, (30, 40)).astype(np.float32) for _ in range(2)]
+    raws = [d.copy() for d in depths]
+    raws[0][5:15, 5:20], raws[1][10:25, 20:35] = 0, 0
+    frames = frames_from_arrays([rng.random((30, 40, 3)) for _ in range(2)], depths, raws)
+    expected = [observation_channels(f.raw, f.rgb, "colorization") for f in frames]
+    calls = mock.Mock(side_effect=colorization_fill)
+    ds = RGBDPatchDataset(
+        frames, 16, length=400, cond_drop_prob=0.0, crops_per_frame=4, conditioning_fill="colorization"
+    )
+    with mock.patch.dict("diffnerf_ns.prior.baselines.HOLE_FILLS", colorization=calls):
+        prepared = [ds.prepared(group) for group in range(40)]
+    assert calls.call_count == 2
+    targets = [encode_depth(torch.from_numpy(d)) for d in depths]
+    drawn = [next(k for k, t in enumerate(targets) if torch.allclose(p.x[3], t)) for p in prepared]
+    assert set(drawn) == {0, 1}
+    for p, k in zip(prepared, drawn, strict=True):
+        assert torch.equal(p.cond, expected[k])
 
 
 def test_observation_channels_prefill_holes_and_mark_them() -> None:
