@@ -38,7 +38,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -69,6 +69,21 @@ NERF_METHODS = (
 )
 PRIOR_METHODS = ("diffnerf-refined", "diffnerf-reg", "diffnerf-both")
 PoseRefinement = Literal["off", "SO3xR3", "SE3"]
+
+
+class RunSpec(NamedTuple):
+    """One harness run: a method on a scene's view, scored against `reference`; `extra`: further harness flags,
+    named `label` in the result file (default: the method)."""
+
+    method: str
+    scene: str
+    setting: str
+    view: Path
+    reference: Path
+    prior: Path | None
+    seed: int
+    extra: tuple[str, ...] = ()
+    label: str | None = None
 
 
 @dataclass
@@ -128,26 +143,16 @@ class Bench:
     def env(self, threads: int) -> dict[str, str]:
         return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
-    def run(
-        self,
-        method: str,
-        scene: str,
-        setting: str,
-        view: Path,
-        reference: Path,
-        prior: Path | None,
-        seed: int,
-        extra: tuple[str, ...] = (),
-        label: str | None = None,
-    ) -> dict:
-        """One harness process; `extra`: further harness flags, named `label`. A reused result says so (`reused`)."""
-        args, out, fingerprint = self.result_path(method, scene, setting, view, reference, prior, seed, extra, label)
+    def run(self, spec: RunSpec) -> dict:
+        """One harness process, or its stored result; a reused result says so (`reused`)."""
+        args, out, fingerprint = self.result_path(spec)
         cached = self.cached(out)
         if cached is not None:
             return {**cached, "reused": True}
         out.parent.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
-        print(f"[{time.strftime('%H:%M:%S')}] {scene}/{setting}: {label or method} (seed {seed})", flush=True)
+        name = spec.label or spec.method
+        print(f"[{time.strftime('%H:%M:%S')}] {spec.scene}/{spec.setting}: {name} (seed {spec.seed})", flush=True)
         log = out.with_suffix(".log")
         with log.open("w") as f:
             done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)
@@ -162,23 +167,13 @@ class Bench:
         out.write_text(json.dumps(result, indent=2))
         return {**result, "reused": False}
 
-    def result_path(
-        self,
-        method: str,
-        scene: str,
-        setting: str,
-        view: Path,
-        reference: Path,
-        prior: Path | None,
-        seed: int,
-        extra: tuple[str, ...] = (),
-        label: str | None = None,
-    ) -> tuple[list[str], Path, str]:
+    def result_path(self, spec: RunSpec) -> tuple[list[str], Path, str]:
         """The run's harness flags, its result file and the fingerprint that names it.
 
         The fingerprint covers what the run depends on (harness flags and budget, the files the run reads, the
         prior, the installed packages); the project sources it imports are checked separately (`cached`).
         """
+        method, scene, setting, view, reference, prior, seed, extra, label = spec
         args = [
             "--method",
             method,
@@ -257,17 +252,17 @@ class Bench:
                     if method != "tsdf-fusion":
                         for seed in self.seeds:
                             extra = self.extra_flags(method, setting)
-                            jobs.append((method, name, setting, view, scene.reference, prior, seed, extra))
+                            jobs.append(RunSpec(method, name, setting, view, scene.reference, prior, seed, extra))
         # Seed-major: a grid cut short (by a session's end) leaves whole seeds, every method on every scene.
-        jobs.sort(key=lambda job: self.seeds.index(job[6]))
+        jobs.sort(key=lambda job: self.seeds.index(job.seed))
         if self.plan:
             print_plan(self, jobs)
             return
         results: dict[tuple[str, str], dict[str, list[dict]]] = {}
         with ThreadPoolExecutor(self.jobs) as pool:
-            futures = [(job, pool.submit(self.run, *job)) for job in jobs]
-            for (method, name, setting, *_), future in futures:
-                results.setdefault((name, setting), {}).setdefault(method, []).append(future.result())
+            futures = [(job, pool.submit(self.run, job)) for job in jobs]
+            for job, future in futures:
+                results.setdefault((job.scene, job.setting), {}).setdefault(job.method, []).append(future.result())
         if "tsdf-fusion" in self.methods:
             for (name, setting), rows in results.items():
                 view = self.workdir / "views" / name / setting
@@ -304,18 +299,17 @@ class Bench:
         return "python -m benchmarks.bench_nerf " + " ".join(args)
 
 
-def print_plan(bench: Bench, jobs: list[tuple]) -> None:
+def print_plan(bench: Bench, jobs: list[RunSpec]) -> None:
     """Per setting and method: runs stored for reuse / runs in the grid; then the runs that would train."""
     counts: dict[tuple[str, str], list[int]] = {}
     missing = []
     for job in jobs:
-        method, name, setting, seed = job[0], job[1], job[2], job[6]
-        stored = bench.cached(bench.result_path(*job)[1]) is not None
-        count = counts.setdefault((setting, method), [0, 0])
+        stored = bench.cached(bench.result_path(job)[1]) is not None
+        count = counts.setdefault((job.setting, job.method), [0, 0])
         count[0] += stored
         count[1] += 1
         if not stored:
-            missing.append(f"{name}/{setting}: {method} (seed {seed})")
+            missing.append(f"{job.scene}/{job.setting}: {job.method} (seed {job.seed})")
     for (setting, method), (stored, total) in counts.items():
         print(f"{setting:6} {method:24} {stored:3d} / {total:3d} stored")
     print(f"{len(missing)} of {len(jobs)} runs would train, in this order:")

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 import tyro
 
-from benchmarks.bench_nerf import Bench
+from benchmarks.bench_nerf import Bench, RunSpec
 from benchmarks.nerf_scenes import FIXTURES
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.depth_alignment import shift_depth
@@ -153,7 +153,7 @@ def main(args: PlantedShift) -> None:
         name, mode, method, extra = job
         flags = ("--camera-optimizer-mode", args.pose_refinement, *extra)
         view, scene = views[name, mode], scenes[name, mode].name
-        return bench.run(method, scene, "dense", view, reference, None, args.seed, flags, label)
+        return bench.run(RunSpec(method, scene, "dense", view, reference, None, args.seed, flags, label))
 
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(run, runs, labels))

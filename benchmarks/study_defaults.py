@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import tyro
 
-from benchmarks.bench_nerf import Bench
+from benchmarks.bench_nerf import Bench, RunSpec
 from benchmarks.nerf_report import summarise
 from benchmarks.nerf_scenes import development_room, split, sun3d_scene, synthetic_scene
 
@@ -135,9 +135,10 @@ class Study:
                 for key in keys:
                     _, method, extra = VARIANTS[key]
                     label = method + "".join(extra).replace("--", "_")
-                    jobs.append((key, name, (method, name, "dense", view, scene.reference, None, seed, extra, label)))
+                    spec = RunSpec(method, name, "dense", view, scene.reference, None, seed, extra, label)
+                    jobs.append((key, name, spec))
         with ThreadPoolExecutor(self.jobs) as pool:
-            futures = [(key, name, pool.submit(bench.run, *args)) for key, name, args in jobs]
+            futures = [(key, name, pool.submit(bench.run, spec)) for key, name, spec in jobs]
             results: dict[tuple[str, str], list[dict]] = {}
             for key, name, future in futures:
                 results.setdefault((key, name), []).append(future.result())

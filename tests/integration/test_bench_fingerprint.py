@@ -13,7 +13,7 @@ import pytest
 import tyro
 
 import benchmarks.bench_nerf as bench_nerf
-from benchmarks.bench_nerf import Bench
+from benchmarks.bench_nerf import Bench, RunSpec
 from benchmarks.fingerprint import loaded_sources, sources_unchanged
 from benchmarks.nerf_report import reuse_note
 
@@ -56,7 +56,7 @@ def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     bench = Bench(workdir=tmp_path / "work", iterations=10)
 
     def run(b: Bench = bench) -> dict:
-        return b.run("diffnerf-reg", "room1", "few3", view, tmp_path / "ref.npy", prior, 0)
+        return b.run(RunSpec("diffnerf-reg", "room1", "few3", view, tmp_path / "ref.npy", prior, 0))
 
     first = run()
     assert not first["reused"] and first["commit"] and len(first["fingerprint"]) == 16
@@ -85,10 +85,10 @@ def test_plan_counts_stored_runs_and_trains_nothing(
     """Catches a plan that counts a stored run whose sources changed as reusable, counts a run that was never
     stored, or starts training."""
     view, bench = _view(tmp_path), Bench(workdir=tmp_path / "work", iterations=10)
-    jobs = [("diffnerf-no-prior", "room1", "few3", view, tmp_path / "ref.npy", None, seed, ()) for seed in (0, 1, 2)]
+    jobs = [RunSpec("diffnerf-no-prior", "room1", "few3", view, tmp_path / "ref.npy", None, seed) for seed in (0, 1, 2)]
     for job in jobs[:2]:
-        bench.run(*job)
-    stale = bench.result_path(*jobs[1])[1]
+        bench.run(job)
+    stale = bench.result_path(jobs[1])[1]
     stale.write_text(json.dumps({**json.loads(stale.read_text()), "sources": {"benchmarks/bench_nerf.py": "0" * 16}}))
     trained, _ = len(fake_harness), capsys.readouterr()
     bench_nerf.print_plan(bench, jobs)
