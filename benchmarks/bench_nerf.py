@@ -192,15 +192,10 @@ class Bench:
             *(["--prior", str(prior)] if prior else []),
             *extra,
         ]
-        layers = (
-            "images",
-            "depth",
-            *(REFINED_LAYERS.values() if method in ("diffnerf-refined", "diffnerf-both") else ()),
-        )
         fingerprint = config_fingerprint(
             {
                 "args": args,
-                "inputs": folder_fingerprint(view, layers),
+                "inputs": view_fingerprint(view, refined=method in ("diffnerf-refined", "diffnerf-both")),
                 "prior": folder_fingerprint(prior) if prior else None,
                 "packages": package_versions(),
             }
@@ -297,6 +292,20 @@ class Bench:
             f"--prior {self.prior}" if self.prior else f"--prior-minutes {self.prior_minutes}",
         ]
         return "python -m benchmarks.bench_nerf " + " ".join(args)
+
+
+def view_fingerprint(view: Path, refined: bool) -> str:
+    """What a run reads from a benchmark view: its transforms and the files of its layers.
+
+    Not the refinement's stamp (`refined_with.json`), nor, for a run on raw depth, the refined layers and their keys
+    in the transforms: redoing a refinement (its code changed, its output did not) must not discard runs that never
+    read it.
+    """
+    meta = json.loads((view / "transforms.json").read_text())
+    if not refined:
+        meta["frames"] = [{k: v for k, v in f.items() if k not in REFINED_LAYERS} for f in meta.get("frames", [])]
+    layers = ("images", "depth", *(REFINED_LAYERS.values() if refined else ()))
+    return config_fingerprint({"transforms": meta, **{layer: folder_fingerprint(view / layer) for layer in layers}})
 
 
 def print_plan(bench: Bench, jobs: list[RunSpec]) -> None:

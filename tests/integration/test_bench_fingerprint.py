@@ -79,6 +79,36 @@ def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and first["commit"] in note
 
 
+def test_redone_refinement_keeps_the_runs_that_never_read_it(tmp_path: Path, fake_harness: list[list[str]]) -> None:
+    """Catches the key that hashed the view's top-level files, so a refinement re-stamped after a code change
+    discarded every stored run on the view, raw-depth ones included (it did, once); and a key that ignores the
+    refined layers of a run that trains on them."""
+    view, bench = _view(tmp_path), Bench(workdir=tmp_path / "work", iterations=10)
+    (view / "transforms.json").write_text(json.dumps({"frames": [{"file_path": "images/0.png"}]}))
+    raw, refined = (
+        RunSpec(m, "room1", "dense", view, tmp_path / "ref.npy", None, 0)
+        for m in ("diffnerf-no-prior", "diffnerf-refined")
+    )
+
+    def refine(depth: bytes, stamp: str) -> None:
+        frames = [{"file_path": "images/0.png", "refined_depth_file_path": "depth_refined/0.png"}]
+        (view / "transforms.json").write_text(json.dumps({"frames": frames}))
+        for layer in ("depth_refined", "depth_confidence"):
+            (view / layer).mkdir(exist_ok=True)
+            (view / layer / "0.png").write_bytes(depth)
+        (view / "refined_with.json").write_text(stamp)
+
+    assert not bench.run(raw)["reused"]
+    refine(b"refined v1", "code v1")
+    assert bench.run(raw)["reused"]
+    assert not bench.run(refined)["reused"]
+    refine(b"refined v1", "code v2")  # redone by changed code, same output
+    assert bench.run(raw)["reused"] and bench.run(refined)["reused"]
+    refine(b"refined v2", "code v3")
+    assert bench.run(raw)["reused"] and not bench.run(refined)["reused"]
+    assert len(fake_harness) == 3
+
+
 def test_plan_counts_stored_runs_and_trains_nothing(
     tmp_path: Path, fake_harness: list[list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:
