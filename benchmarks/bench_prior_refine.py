@@ -37,7 +37,7 @@ from PIL import Image
 from data_converters.synthetic.corpus import corpus_frames
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.data_split import VALIDATION_FRAMES, sun3d_group
-from diffnerf_ns.prior.baselines import colorization_fill, joint_bilateral_fill, nearest_fill, opencv_inpaint
+from diffnerf_ns.prior.baselines import HOLE_FILLS, joint_bilateral_fill
 from diffnerf_ns.prior.model import RGBDPrior
 from diffnerf_ns.prior.presets import PRIOR_PRESETS
 from diffnerf_ns.prior.refine import RefineConfig, Refinement, refine_depth
@@ -49,10 +49,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 Fill = Literal["nearest", "telea", "bilateral", "colorization"]
 FILLS: dict[Fill, tuple[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]] = {
-    "nearest": ("nearest fill", lambda raw, rgb: nearest_fill(raw)),
-    "telea": ("OpenCV Telea", lambda raw, rgb: opencv_inpaint(raw)),
+    "nearest": ("nearest fill", HOLE_FILLS["nearest"]),
+    "telea": ("OpenCV Telea", HOLE_FILLS["telea"]),
     "bilateral": ("joint bilateral", joint_bilateral_fill),
-    "colorization": ("colorization (NYU toolbox)", lambda raw, rgb: colorization_fill(raw, rgb)),
+    "colorization": ("colorization (NYU toolbox)", HOLE_FILLS["colorization"]),
 }
 PRIOR = "prior refinement"
 

@@ -120,10 +120,8 @@ HOLE_FILLS = {
 
 def hole_fill(raw_depth_m: np.ndarray, rgb: np.ndarray | None, name: str) -> np.ndarray:
     """`raw_depth_m` with its holes filled by the named fill; measured pixels keep their value, and the fill is
-    floored at 1 mm because the depth codec takes a logarithm."""
-    if name == "nearest":  # needs no RGB, and its fills are measurements already
-        return nearest_fill(raw_depth_m)
-    if rgb is None:
+    floored at 1 mm because the depth codec takes a logarithm. Only the nearest fill works without RGB."""
+    if rgb is None and name != "nearest":
         raise ValueError(f"the {name!r} fill needs the frame's RGB")
     filled = HOLE_FILLS[name](raw_depth_m, rgb)
     return np.where(raw_depth_m > 0, raw_depth_m, np.maximum(filled, 1e-3)).astype(np.float32)
