@@ -13,9 +13,10 @@ whole-pixel shift (`data_converters.depth_alignment`); `metadata.json` records b
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -24,10 +25,14 @@ from tqdm import tqdm
 from data_converters.cache import fingerprint, invalidate, is_cached
 from data_converters.capture import Capture, CaptureFormatError, CaptureFrame
 from data_converters.depth_alignment import estimate_depth_offset, shift_depth
+from data_converters.depth_camera import estimate_depth_camera
 from data_converters.nerfstudio_scene import RGBDFrame, to_nerfstudio_intrinsics, write_scene
 from data_converters.poses import PoseConfig, Trajectory, estimate_trajectory
 
 LOG = logging.getLogger(__name__)
+
+DepthAlign = Callable[[np.ndarray], np.ndarray] | None
+"""What conversion does to every frame's depth (metres) to put it onto colour; None = nothing."""
 PLAUSIBLE_MEDIAN_DEPTH_M = (0.1, 20.0)
 """Median valid depth of an indoor / object capture; outside this the depth unit is almost surely wrong."""
 COMMON_UNITS = {"millimetres (1e-3)": 1e-3, "TUM 1/5000": 1 / 5000, "0.1 mm (1e-4)": 1e-4, "metres (1)": 1.0}
@@ -62,13 +67,19 @@ class ConvertOptions:
     larger rooms (SUN3D's median depth is 3.6 m) still have valid far walls."""
     max_rotation_error: float = 1e-3
     """Largest |R R^T - I| entry for a given pose to count as a rotation."""
-    depth_alignment: Literal["auto", "apply", "measure", "off"] = "auto"
+    depth_alignment: Literal["auto", "apply", "measure", "camera", "off"] = "auto"
     """Depth-to-colour misalignment, measured from edges over `alignment_frames` frames: 'apply' shifts depth by
     whole pixels on each axis whose measurement is reliable and at least 0.5 px; 'measure' only records it; 'auto'
     applies it where the layout gives no registration (3DMatch/7-Scenes/SUN3D, plain folders) and measures
-    elsewhere; 'off' skips it. metadata.json's `depth_alignment` records the measurement and the decision."""
+    elsewhere; 'camera' fits the camera depth came from (focal ratio, principal point, baseline: `depth_camera`)
+    and registers depth with it, for depth shipped unregistered from its own camera (7-Scenes); 'off' skips it.
+    metadata.json's `depth_alignment` records the measurement and the decision."""
     alignment_frames: int = 40
     """Frames (spread evenly over the capture) the misalignment is measured on."""
+    given_intrinsics: Literal["colour", "depth"] = "colour"
+    """Which camera the capture's intrinsics describe. 7-Scenes ships none, and the 585 px usually taken for it
+    are its depth camera's (its colour camera's are about 525 px). With 'depth' (needs depth_alignment='camera')
+    the colour camera's intrinsics are derived from the fitted depth camera and written for training."""
 
 
 def depth_unit_error(median_m: float, capture: Capture) -> str | None:
@@ -142,11 +153,11 @@ def _check_frames(capture: Capture, frames: list[CaptureFrame], progress: bool) 
 
 
 def _estimate_group(
-    capture: Capture, frames: list[CaptureFrame], config: PoseConfig, progress: bool, shift: tuple[int, int] = (0, 0)
+    capture: Capture, frames: list[CaptureFrame], config: PoseConfig, progress: bool, align: DepthAlign = None
 ) -> Trajectory:
     with tqdm(total=len(frames), desc=f"odometry {frames[0].group or ''}".strip(), disable=not progress) as bar:
         return estimate_trajectory(
-            lambda i: (capture.load_rgb(frames[i]), _aligned(capture.load_depth_m(frames[i]), shift)),
+            lambda i: (capture.load_rgb(frames[i]), _aligned(capture.load_depth_m(frames[i]), align)),
             len(frames),
             capture.K,
             capture.width,
@@ -173,7 +184,7 @@ def _estimate_poses(
     options: ConvertOptions,
     dropped: dict[str, str],
     progress: bool,
-    shift: tuple[int, int] = (0, 0),
+    align: DepthAlign = None,
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Odometry per fragment (fragments are separate recordings, tracking across them would fail).
 
@@ -186,7 +197,7 @@ def _estimate_poses(
     summary: dict = {}
     for k, group in enumerate(dict.fromkeys(f.group for f in frames)):
         members = [f for f in frames if f.group == group]
-        traj = _estimate_group(capture, members, options.odometry, progress, shift)
+        traj = _estimate_group(capture, members, options.odometry, progress, align)
         for i, reason in traj.failed.items():
             dropped[members[i].name] = f"odometry failed: {reason}"
         info = traj.summary()
@@ -218,16 +229,25 @@ def _keyframes(names: list[str], poses: dict[str, np.ndarray], config: PoseConfi
     return kept
 
 
-def _depth_alignment(
-    capture: Capture, frames: list[CaptureFrame], options: ConvertOptions
-) -> tuple[dict, tuple[int, int]]:
+class _Alignment(NamedTuple):
+    record: dict
+    """metadata.json's `depth_alignment`."""
+    align: DepthAlign
+    K: np.ndarray
+    """The colour camera's intrinsics to train with (the capture's, unless they were the depth camera's)."""
+
+
+def _depth_alignment(capture: Capture, frames: list[CaptureFrame], options: ConvertOptions) -> _Alignment:
     """Measure depth's offset from colour on up to `options.alignment_frames` of `frames` and decide whether to
-    correct it. Returns the metadata record and the whole-pixel shift for every frame's depth ((0, 0) = none)."""
+    correct it: the record, what to do to every frame's depth (None = nothing) and the colour intrinsics."""
     mode = options.depth_alignment
     if mode == "off":
-        return {"mode": mode, "applied_shift": [0, 0], "decision": "not measured (depth_alignment='off')"}, (0, 0)
+        record = {"mode": mode, "applied_shift": [0, 0], "decision": "not measured (depth_alignment='off')"}
+        return _Alignment(record, None, capture.K)
     registered = REGISTERED_BY_LAYOUT.get(capture.layout)
     picks = np.unique(np.linspace(0, len(frames) - 1, min(options.alignment_frames, len(frames))).round().astype(int))
+    if mode == "camera":
+        return _depth_camera(capture, [frames[i] for i in picks], options.given_intrinsics)
     offset = estimate_depth_offset((capture.load_rgb(frames[i]), capture.load_depth_m(frames[i])) for i in picks)
     shift = offset.correction(MIN_APPLIED_OFFSET_PX)
     record = {
@@ -257,11 +277,38 @@ def _depth_alignment(
         applied_shift=list(shift),
         decision=f"applied: depth moved by {list(shift)} px" if shift != (0, 0) else f"not applied: {why}",
     )
-    return record, shift
+    return _Alignment(record, (lambda depth: shift_depth(depth, *shift)) if shift != (0, 0) else None, capture.K)
 
 
-def _aligned(depth: np.ndarray, shift: tuple[int, int]) -> np.ndarray:
-    return shift_depth(depth, *shift) if shift != (0, 0) else depth
+def _depth_camera(capture: Capture, picks: list[CaptureFrame], given: str) -> _Alignment:
+    """depth_alignment='camera': fit the camera depth came from on `picks` and register every frame's depth with it
+    (asked for, so applied even when the fit is unreliable; the record and a warning say so). With `given` 'depth'
+    the capture's intrinsics are the depth camera's, and the colour camera's follow from the fit."""
+    if (capture.width, capture.height) != np.shape(capture.load_depth_m(picks[0]))[::-1]:
+        raise CaptureFormatError(
+            f"{capture.root}: depth_alignment='camera' needs depth of the colour's size "
+            f"({capture.width}x{capture.height}); {picks[0].name}'s depth differs"
+        )
+    camera = estimate_depth_camera(((capture.load_rgb(f), capture.load_depth_m(f)) for f in picks), capture.K)
+    if not camera.reliable:
+        LOG.warning(
+            "%s: the depth camera fit is unreliable (%s); registering with it as asked", capture.root, camera.reason
+        )
+    K = camera.colour_intrinsics(capture.K) if given == "depth" else capture.K
+    record = {
+        "mode": "camera",
+        "registration": f"depth registered with the fitted camera (frames measured: {len(picks)})",
+        "camera": camera.as_dict(),
+        "given_intrinsics": given,
+        "colour_intrinsics": np.round(K, 3).tolist(),
+        "applied_shift": [0, 0],
+        "decision": "applied: depth registered with the fitted camera",
+    }
+    return _Alignment(record, lambda depth: camera.register(depth, capture.K), K)
+
+
+def _aligned(depth: np.ndarray, align: DepthAlign) -> np.ndarray:
+    return depth if align is None else align(depth)
 
 
 def capture_sources(capture: Capture) -> list[Path]:
@@ -277,6 +324,11 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         raise ValueError(f"stride {options.stride}: must be >= 1")
     if options.alignment_frames < 1:
         raise ValueError(f"alignment_frames {options.alignment_frames}: must be >= 1")
+    if options.given_intrinsics == "depth" and options.depth_alignment != "camera":
+        raise ValueError(
+            "given_intrinsics='depth' needs depth_alignment='camera': the colour camera's intrinsics come from "
+            f"the fitted depth camera (depth_alignment is {options.depth_alignment!r})"
+        )
     request = {
         "options": asdict(options),
         "layout": capture.layout,
@@ -292,10 +344,11 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
     dropped = {**capture.skipped, **checked.dropped}
     frames = checked.frames
     # Before odometry, which matches colour and depth too.
-    alignment, shift = _depth_alignment(capture, frames, options)
+    alignment, align, K = _depth_alignment(capture, frames, options)
+    capture = replace(capture, K=K)
     estimate = options.poses == "estimate" or not capture.has_poses
     if estimate:
-        poses, odometry = _estimate_poses(capture, frames, options, dropped, progress, shift)
+        poses, odometry = _estimate_poses(capture, frames, options, dropped, progress, align)
         pose_source = "estimated (RGB-D odometry + pose graph per fragment)" + (
             ", each fragment rigidly placed in the given poses' world" if capture.has_poses else ""
         )
@@ -346,7 +399,7 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         capture.width,
         capture.height,
         (
-            RGBDFrame(capture.load_rgb(f), _aligned(capture.load_depth_m(f), shift), poses[f.name], f"frame_{k:05d}")
+            RGBDFrame(capture.load_rgb(f), _aligned(capture.load_depth_m(f), align), poses[f.name], f"frame_{k:05d}")
             for k, f in enumerate(tqdm(written, desc="writing", disable=not progress))
         ),
         metadata,

@@ -175,22 +175,36 @@ def class_scores(
         raise ValueError(f"colour {np.shape(rgb)} and depth {np.shape(depth)} differ in size")
     gx, gy = colour_gradients(rgb)
     step_x, step_y = depth_jumps(depth, jump)
-    m = max_shift
-    sy, sx = np.mgrid[-m : m + 1, -m : m + 1]
-    scores = np.zeros((len(EDGE_CLASSES), 2 * m + 1, 2 * m + 1))
+    scores = np.zeros((len(EDGE_CLASSES), 2 * max_shift + 1, 2 * max_shift + 1))
     counts = np.zeros(len(EDGE_CLASSES), dtype=np.int64)
     # near left: depth grows to the right (log step > 0); near above: it grows downwards.
     for k, (mask, grad) in enumerate(((step_x > 0, gx), (step_x < 0, gx), (step_y > 0, gy), (step_y < 0, gy))):
         ys, xs = np.nonzero(mask)
-        h, w = grad.shape
-        inside = (ys >= m) & (ys < h - m) & (xs >= m) & (xs < w - m)
-        at = ys[inside] * w + xs[inside]
-        counts[k] = len(at)
-        lags = (sy * w + sx).ravel()
-        flat = grad.ravel()
-        for chunk in range(0, len(at), 4096):  # (jumps, shifts) blocks of at most 4096 x (2m+1)^2
-            scores[k] += flat[at[chunk : chunk + 4096, None] - lags].sum(axis=0, dtype=np.float64).reshape(sy.shape)
+        inside = inside_window(ys, xs, grad.shape, max_shift)
+        counts[k] = int(inside.sum())
+        scores[k] = lag_scores(grad, ys[inside], xs[inside], max_shift)
     return scores, counts
+
+
+def inside_window(ys: np.ndarray, xs: np.ndarray, shape: tuple[int, ...], max_shift: int) -> np.ndarray:
+    """Jumps at least `max_shift` pixels from the border of a map of `shape`: every shift scores them."""
+    h, w = shape[:2]
+    return (ys >= max_shift) & (ys < h - max_shift) & (xs >= max_shift) & (xs < w - max_shift)
+
+
+def lag_scores(grad: np.ndarray, ys: np.ndarray, xs: np.ndarray, max_shift: int) -> np.ndarray:
+    """(2m+1, 2m+1) map whose entry [m + sy, m + sx] sums `grad` at (ys - sy, xs - sx) over the given jumps (all
+    `inside_window`)."""
+    m = max_shift
+    sy, sx = np.mgrid[-m : m + 1, -m : m + 1]
+    w = grad.shape[1]
+    at = ys * w + xs
+    lags = (sy * w + sx).ravel()
+    flat = grad.ravel()
+    total = np.zeros(sy.size)
+    for chunk in range(0, len(at), 4096):  # (jumps, shifts) blocks of at most 4096 x (2m+1)^2
+        total += flat[at[chunk : chunk + 4096, None] - lags].sum(axis=0, dtype=np.float64)
+    return total.reshape(sy.shape)
 
 
 def _parabola_vertex(left: float, centre: float, right: float) -> float:
@@ -201,7 +215,7 @@ def _parabola_vertex(left: float, centre: float, right: float) -> float:
     return float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
 
 
-class _Axis(NamedTuple):
+class AxisEstimate(NamedTuple):
     """What the two edge classes of one axis say, in one frame or over all frames."""
 
     offset: float
@@ -211,7 +225,7 @@ class _Axis(NamedTuple):
     problems: list[str]
 
 
-def _axis(scores: np.ndarray, counts: np.ndarray, axis: int) -> _Axis:
+def axis_estimate(scores: np.ndarray, counts: np.ndarray, axis: int) -> AxisEstimate:
     """Offset along `axis` (0 = x, 1 = y) from its two edge classes: the mean of their best shifts (sub-pixel), the
     bleed half their gap. A class's map is reduced to a profile along the axis by taking the best shift across it:
     vertical edges say little about dy, and a dy error must not pull their dx estimate."""
@@ -230,7 +244,7 @@ def _axis(scores: np.ndarray, counts: np.ndarray, axis: int) -> _Axis:
     few = [f"{counts[k]} '{EDGE_CLASSES[k]}'" for k in (2 * axis, 2 * axis + 1) if counts[k] < MIN_EDGE_PIXELS]
     if few:
         problems.insert(0, f"{name}: too few depth-jump pixels, {' and '.join(few)} (need {MIN_EDGE_PIXELS})")
-    return _Axis((peaks[0] + peaks[1]) / 2, (peaks[0] - peaks[1]) / 2, min(contrasts), not few, problems)
+    return AxisEstimate((peaks[0] + peaks[1]) / 2, (peaks[0] - peaks[1]) / 2, min(contrasts), not few, problems)
 
 
 def estimate_depth_offset(
@@ -256,13 +270,13 @@ def estimate_depth_offset(
         total += scores
         counts += frame_counts
         for axis in (0, 1):
-            frame_axis = _axis(scores, frame_counts, axis)
+            frame_axis = axis_estimate(scores, frame_counts, axis)
             own[axis].append(frame_axis.offset if frame_axis.enough_edges else np.nan)
     if seen == 0:
         raise ValueError("no frames to estimate the depth offset from")
     axes, uncertainty, reliable, reasons = [], [], [], []
     for axis in (0, 1):
-        joint = _axis(total, counts, axis)
+        joint = axis_estimate(total, counts, axis)
         values = np.asarray(own[axis])
         values = values[np.isfinite(values)]
         spread = 1.4826 * float(np.median(np.abs(values - np.median(values)))) if len(values) >= 2 else np.inf
