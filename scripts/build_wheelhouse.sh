@@ -50,11 +50,29 @@ with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(slim, "w", zipfile.ZIP_DEFLA
 slim.replace(wheel)
 PYEOF
 
-repo=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
-wheels=$(du -cb wheelhouse/*.whl | tail -1 | cut -f1)
-data=$( [ -d gpu_data ] && du -sb gpu_data | cut -f1 || echo 0)
-total=$((repo + wheels + data))
+# What travels: the working tree (tracked files), the wheels and gpu_data, within the device call's 64 MiB less
+# MARGIN_KIB for results written before the call. Where they do not fit (the repository grows with every committed
+# result), gpu_data is rebuilt with every STRIDE-th fragment-1 frame for STRIDE = 4, 5, ... until they do.
+MARGIN_KIB=${MARGIN_KIB:-1536}
+sizes() {
+  repo=$(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1)
+  wheels=$(du -cb wheelhouse/*.whl | tail -1 | cut -f1)
+  data=$( [ -d gpu_data ] && du -sb gpu_data | cut -f1 || echo 0)
+  total=$((repo + wheels + data))
+}
+sizes
+stride=3
+while [ "$total" -ge $(((64 * 1024 - MARGIN_KIB) * 1024)) ] && [ -d gpu_data ] && [ "$stride" -lt 10 ]; do
+  stride=$((stride + 1))
+  echo "$((total / 1024)) KiB would travel: gpu_data rebuilt with STRIDE $stride"
+  bash scripts/prepare_gpu_data.sh ../shared/fixtures "$stride"
+  sizes
+done
 echo "wheelhouse: $(ls wheelhouse/*.whl | wc -l) wheels, $((wheels / 1024)) KiB; repo $((repo / 1024)) KiB;" \
-  "gpu_data $((data / 1024)) KiB; travelling in all $((total / 1048576)) MiB of 64 MiB"
+  "gpu_data $((data / 1024)) KiB; travelling in all $((total / 1024)) KiB of $((64 * 1024)) KiB" \
+  "(margin asked: $MARGIN_KIB KiB)"
 ls -S wheelhouse | head -5
-[ "$total" -lt $((64 * 1048576)) ] || { echo "over the 64 MiB carry limit: use prepare_gpu_data.sh STRIDE 2" >&2; exit 1; }
+[ "$total" -lt $(((64 * 1024 - MARGIN_KIB) * 1024)) ] || {
+  echo "over the 64 MiB carry limit less the margin, even with gpu_data at STRIDE $stride" >&2
+  exit 1
+}
