@@ -42,7 +42,7 @@ def kinect_ir(K: np.ndarray) -> DepthCamera:
     return DepthCamera(scale=scale, offset=(3.0, -2.0), parallax=scale * K[0, 0] * BASELINE_M)
 
 
-def plant(depth_m: np.ndarray, K: np.ndarray, camera: DepthCamera) -> np.ndarray:
+def plant_depth_camera(depth_m: np.ndarray, K: np.ndarray, camera: DepthCamera) -> np.ndarray:
     """`depth_m` (registered to colour camera `K`) as `camera` measures it, to be read as registered. Splatted from a
     2x-upsampled map, so the magnified image has no cracks (a real IR image has none)."""
     h, w = depth_m.shape
@@ -99,7 +99,7 @@ def main(bench: Bench) -> None:
         depth = [d for _, d in frames]
         label = group.split("-rgbd")[0]
         rows.append(_rows(f"{label}, shipped", frames, depth, K))
-        planted = [(rgb, plant(d, K, truth_camera)) for rgb, d in frames]
+        planted = [(rgb, plant_depth_camera(d, K, truth_camera)) for rgb, d in frames]
         rows.append(_rows(f"{label}, Kinect IR planted", planted, depth, K))
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     text = f"""# Depth from its own camera, read as registered: one shift against a fitted camera

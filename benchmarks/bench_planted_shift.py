@@ -14,6 +14,8 @@ ships it (never the planted or the shifted copy), so every row is scored against
     python -m benchmarks.bench_planted_shift            # writes benchmarks/results/planted_shift.md
     python -m benchmarks.bench_planted_shift --shift 0 0 --scale 1.114 --no-shipped-rows \
         --workdir outputs/planted_scale --report benchmarks/results/planted_scale.md
+    python -m benchmarks.bench_planted_shift --kinect-ir --no-shipped-rows --jobs 2 \
+        --workdir outputs/planted_ir --report benchmarks/results/planted_ir_camera.md
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import cv2
 import numpy as np
 import tyro
 
+from benchmarks.bench_depth_camera import kinect_ir, plant_depth_camera
 from benchmarks.bench_nerf import Bench, RunSpec
 from benchmarks.nerf_scenes import FIXTURES
 from data_converters.convert import ConvertOptions, convert_capture
@@ -41,6 +44,7 @@ from data_converters.nerfstudio_scene import load_scene, split_view
 from diffnerf_ns.data_split import EVAL_INTERVAL
 
 FRAGMENT = "fragment-2-rgbd-frames"  # the fragment no prior trains on (diffnerf_ns.data_split)
+PEERS = ("depth-nerfacto", "diffnerf-no-prior")
 
 
 @dataclass
@@ -52,6 +56,11 @@ class PlantedShift:
     scale: float = 1.0
     """Planted zoom of the depth image about the principal point (after the shift): depth content lies `scale`
     times as far from it as the colour's (7-Scenes: about 585 / 525 = 1.114)."""
+    kinect_ir: bool = False
+    """Plant instead a Kinect v1 IR camera (`bench_depth_camera.kinect_ir`: focal 585/525 of the colour's, principal
+    point off, 2.5 cm baseline) and give its intrinsics as the capture's, as 7-Scenes users take 585 px for both
+    cameras. That capture is converted with `off` (what users get) and with `camera` (`given_intrinsics='depth'`:
+    depth registered with the fitted camera, colour intrinsics derived from it)."""
     shipped_rows: bool = True
     """Also train on the capture as shipped (its depth-nerfacto and aligned diffnerf rows)."""
     jobs: int = 1
@@ -74,22 +83,28 @@ def zoom_depth(depth: np.ndarray, scale: float, cx: float, cy: float) -> np.ndar
     return cv2.remap(depth, map_u, map_v, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def plant(src: Path, out: Path, shift: tuple[int, int], scale: float = 1.0) -> Path:
+def plant(src: Path, out: Path, shift: tuple[int, int], scale: float = 1.0, ir_camera: bool = False) -> Path:
     """A copy of the 3DMatch-layout fragment whose depth PNGs are shifted by `shift` pixels, then zoomed by `scale`
-    about the principal point."""
+    about the principal point; or, with `ir_camera`, measured by the Kinect IR camera whose intrinsics it gives."""
     if (out / "camera-intrinsics.txt").exists():
         return out
     (out / FRAGMENT).mkdir(parents=True, exist_ok=True)
     K = np.loadtxt(src / "camera-intrinsics.txt")
     for path in sorted((src / FRAGMENT).iterdir()):
-        if path.name.endswith(".depth.png") and (shift != (0, 0) or scale != 1.0):
+        if path.name.endswith(".depth.png") and ir_camera:
+            depth = plant_depth_camera(cv2.imread(str(path), cv2.IMREAD_UNCHANGED) / 1000.0, K, kinect_ir(K))
+            cv2.imwrite(str(out / FRAGMENT / path.name), np.round(depth * 1000).astype(np.uint16))
+        elif path.name.endswith(".depth.png") and (shift != (0, 0) or scale != 1.0):
             depth = shift_depth(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), *shift)
             if scale != 1.0:
                 depth = zoom_depth(depth, scale, K[0, 2], K[1, 2])
             cv2.imwrite(str(out / FRAGMENT / path.name), depth)
         else:
             shutil.copy(path, out / FRAGMENT / path.name)
-    shutil.copy(src / "camera-intrinsics.txt", out / "camera-intrinsics.txt")
+    if ir_camera:
+        np.savetxt(out / "camera-intrinsics.txt", kinect_ir(K).depth_intrinsics(K)[0])
+    else:
+        shutil.copy(src / "camera-intrinsics.txt", out / "camera-intrinsics.txt")
     return out
 
 
@@ -114,19 +129,26 @@ def scored_view(scene: Path, truth: Path, out: Path) -> Path:
 def main(args: PlantedShift) -> None:
     work = args.workdir.resolve()
     src = FIXTURES / "sun3d_study_100"
-    planted = f"planted {args.shift}" + (f" x{args.scale:g}" if args.scale != 1.0 else "")
+    planted = (
+        "Kinect IR camera, its intrinsics given"
+        if args.kinect_ir
+        else f"planted {args.shift}" + (f" x{args.scale:g}" if args.scale != 1.0 else "")
+    )
     captures = {
         "shipped": plant(src, work / "capture_shipped", (0, 0)),
-        planted: plant(src, work / "capture_planted", args.shift, args.scale),
+        planted: plant(src, work / "capture_planted", args.shift, args.scale, args.kinect_ir),
     }
     scenes: dict[tuple[str, str], Path] = {}
     alignment: dict[tuple[str, str], dict] = {}
     for name, folder in captures.items():
         capture = read_threedmatch(folder)
-        for mode in ("off", "auto"):
+        for mode in ("off", "camera") if args.kinect_ir and name == planted else ("off", "auto"):
             out = work / "scenes" / f"{folder.name}_{mode}"
+            options = ConvertOptions(
+                poses="given", depth_alignment=mode, given_intrinsics="depth" if mode == "camera" else "colour"
+            )
             if not (out / "metadata.json").exists():
-                convert_capture(capture, out, ConvertOptions(poses="given", depth_alignment=mode), progress=False)
+                convert_capture(capture, out, options, progress=False)
             scenes[name, mode] = out
             alignment[name, mode] = json.loads((out / "metadata.json").read_text())["depth_alignment"]
     truth = scenes["shipped", "off"]
@@ -135,14 +157,17 @@ def main(args: PlantedShift) -> None:
         np.save(reference, load_scene(truth).world_points(stride=4))
     bench = Bench(workdir=work, iterations=args.iterations, rays_per_batch=args.rays_per_batch, small=True)
     shipped = [("shipped", "off", "depth-nerfacto", ()), ("shipped", "auto", "diffnerf-no-prior", ())]
-    runs = [
-        *(shipped if args.shipped_rows else []),
-        (planted, "off", "depth-nerfacto", ()),
-        (planted, "off", "diffnerf-no-prior", ()),
-        # Where `auto` moved nothing its depth is the `off` conversion's: that row would repeat the one above.
-        *([(planted, "auto", "diffnerf-no-prior", ())] if any(alignment[planted, "auto"]["applied_shift"]) else []),
-        (planted, "auto", "diffnerf-no-prior", ("--depth-edge-band", "3", "--depth-edge-weight", "0")),
-    ]
+    if args.kinect_ir:
+        planted_runs = [(planted, mode, method, ()) for mode in ("off", "camera") for method in PEERS]
+    else:
+        planted_runs = [
+            (planted, "off", "depth-nerfacto", ()),
+            (planted, "off", "diffnerf-no-prior", ()),
+            # Where `auto` moved nothing its depth is the `off` conversion's: that row would repeat the one above.
+            *([(planted, "auto", "diffnerf-no-prior", ())] if any(alignment[planted, "auto"]["applied_shift"]) else []),
+            (planted, "auto", "diffnerf-no-prior", ("--depth-edge-band", "3", "--depth-edge-weight", "0")),
+        ]
+    runs = [*(shipped if args.shipped_rows else []), *planted_runs]
     started = time.time()
     # Views are made before the runs start: two runs on one scene must not build its view at the same time.
     views = {key: scored_view(scenes[key], truth, work / "views" / scenes[key].name) for key in scenes}
@@ -160,7 +185,7 @@ def main(args: PlantedShift) -> None:
     rows = []
     for (name, mode, _, _), label, result in zip(runs, labels, results, strict=True):
         a = alignment[name, mode]
-        applied = a["applied_shift"]
+        applied = f"camera x{a['camera']['scale']:.3f}" if mode == "camera" else a["applied_shift"]
         rows.append(
             f"| {name} | {mode} | {applied} | {label} | {result['psnr']:.2f} | {result['ssim']:.3f} | "
             f"{result['depth_abs_rel']:.3f} | {result['seconds_per_iteration']:.2f} |"
@@ -171,8 +196,13 @@ def main(args: PlantedShift) -> None:
         for (name, mode), a in alignment.items()
         if mode == "auto"
     )
+    fitted = "\n".join(
+        f"Fitted camera ({name}): {json.dumps(a['camera'])}; colour intrinsics written: {a['colour_intrinsics']}."
+        for (name, mode), a in alignment.items()
+        if mode == "camera"
+    )
     machine = f"{platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
-    text = f"""# Depth off the colour: SUN3D fragment 2, shipped and {planted} (px shift, then zoom)
+    text = f"""# Depth off the colour: SUN3D fragment 2, shipped and {planted}
 
 Command: `python -m benchmarks.bench_planted_shift {" ".join(sys.argv[1:])}`
 
@@ -189,6 +219,8 @@ held-out frames' sensor depth as SUN3D ships it, for every row.
 | capture | dx, dy | decision |
 |---|---|---|
 {measured}
+
+{fitted}
 
 ## NeRF on each conversion
 

@@ -49,9 +49,13 @@ class RgbdDataParserConfig(NerfstudioDataParserConfig):
     """'estimate' re-estimates poses with RGB-D odometry even when the capture gives them."""
     depth_unit: float = 1e-3
     """Metres per stored depth value, for plain folders only (other layouts define their unit)."""
-    depth_alignment: Literal["auto", "apply", "measure", "off"] = "auto"
+    depth_alignment: Literal["auto", "apply", "measure", "camera", "off"] = "auto"
     """Depth-to-colour misalignment when a capture is converted: measured from edges always, corrected where the
-    layout gives no registration ('auto'; see `data_converters.convert.ConvertOptions.depth_alignment`)."""
+    layout gives no registration ('auto'); 'camera' fits the camera unregistered depth came from (7-Scenes) and
+    registers depth with it (see `data_converters.convert.ConvertOptions.depth_alignment`)."""
+    given_intrinsics: Literal["colour", "depth"] = "colour"
+    """Which camera the capture's intrinsics describe: 'depth' for 7-Scenes' usual 585 px (needs
+    `depth-alignment camera`, which derives the colour camera's)."""
     scene_name: str | None = None
     """Scene to export when --data is the labeled .mat (e.g. bedroom_0001)."""
     cache_dir: Path | None = None
@@ -177,7 +181,11 @@ class RgbdDataParser(Nerfstudio):
             cache_dir=self.config.cache_dir,
             scene_name=self.config.scene_name,
             layout=self.config.layout,
-            options=ConvertOptions(poses=self.config.poses, depth_alignment=self.config.depth_alignment),
+            options=ConvertOptions(
+                poses=self.config.poses,
+                depth_alignment=self.config.depth_alignment,
+                given_intrinsics=self.config.given_intrinsics,
+            ),
             depth_unit=self.config.depth_unit,
         )
 

@@ -1,8 +1,8 @@
 """Depth from its own camera (7-Scenes-style Kinect v1 IR depth read as registered): fit and registration (#19.5).
 
-The plant (`benchmarks.bench_depth_camera.plant`) is real SUN3D fragment-2 depth, registered to colour as shipped,
-moved into a Kinect-v1-like IR camera: focal 585/525 of the colour camera's, principal point (3, -2) px off, 2.5 cm
-baseline along x.
+The plant (`benchmarks.bench_depth_camera.plant_depth_camera`) is real SUN3D fragment-2 depth, registered to
+colour as shipped, moved into a Kinect-v1-like IR camera: focal 585/525 of the colour camera's, principal point
+(3, -2) px off, 2.5 cm baseline along x.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.bench_depth_camera import far_off, kinect_ir, plant
+from benchmarks.bench_depth_camera import far_off, kinect_ir, plant_depth_camera
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.depth_camera import DepthCamera, estimate_depth_camera
 from data_converters.layouts.threedmatch import read_threedmatch
@@ -42,7 +42,7 @@ def test_planted_kinect_camera_recovered_and_registered(sun3d) -> None:
     """
     frames, K = sun3d
     truth = kinect_ir(K)
-    planted = [(rgb, plant(depth, K, truth)) for rgb, depth in frames]
+    planted = [(rgb, plant_depth_camera(depth, K, truth)) for rgb, depth in frames]
     camera = estimate_depth_camera(planted, K)
     assert abs(camera.scale - truth.scale) < 0.02, camera.as_dict()
     assert abs(camera.parallax - truth.parallax) < 3.0, camera.as_dict()
@@ -82,7 +82,7 @@ def test_seven_scenes_reading_registers_depth_and_recovers_colour_intrinsics(
         shutil.copy(colour, root / FRAGMENT)
         shutil.copy(src / FRAGMENT / f"{stem}.pose.txt", root / FRAGMENT)
         depth = cv2.imread(str(src / FRAGMENT / f"{stem}.depth.png"), cv2.IMREAD_UNCHANGED) / 1000.0
-        planted = np.round(plant(depth.astype(np.float32), K, truth) * 1000).astype(np.uint16)
+        planted = np.round(plant_depth_camera(depth.astype(np.float32), K, truth) * 1000).astype(np.uint16)
         cv2.imwrite(str(root / FRAGMENT / f"{stem}.depth.png"), planted)
     capture = read_threedmatch(root)
     with pytest.raises(ValueError, match="needs depth_alignment='camera'"):
