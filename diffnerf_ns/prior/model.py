@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DModel
@@ -47,21 +48,36 @@ def predict_noise(unet: torch.nn.Module, x_t: Tensor, timestep: int | Tensor, co
     return unet(torch.cat([x_t, cond.to(x_t.dtype)], dim=1), t).sample
 
 
+ConditioningFill = Literal["nearest", "colorization"]
+"""Classical fills a prior's conditioning may be pre-filled with (`diffnerf_ns.prior.baselines.HOLE_FILLS`)."""
+
+
 class RGBDPrior(DiffusionPipeline):
     """A noise-predicting UNet over RGB-D patches plus its DDPM schedule, as a diffusers pipeline."""
 
     def __init__(
-        self, unet: UNet2DModel, scheduler: DDPMScheduler, depth_codec: str = CODEC_NAME, interval_scale: float = 1.0
+        self,
+        unet: UNet2DModel,
+        scheduler: DDPMScheduler,
+        depth_codec: str = CODEC_NAME,
+        interval_scale: float = 1.0,
+        conditioning_fill: ConditioningFill = "nearest",
     ) -> None:
         """`interval_scale` widens the posterior spread of refinement's holes so its stated intervals hold
-        (fitted by `diffnerf_ns.prior.calibration` on frames no benchmark scores; 1 = uncalibrated)."""
+        (fitted by `diffnerf_ns.prior.calibration` on frames no benchmark scores; 1 = uncalibrated).
+        `conditioning_fill` is the classical fill of the conditioning's holes the UNet was trained with; refinement
+        uses the same one unless told otherwise (a folder that records none was trained with `nearest`)."""
         super().__init__()
         check_unet(unet.config, "the UNet")
         check_codec(depth_codec, "the prior")
         if not interval_scale > 0:
             raise ValueError(f"interval_scale must be > 0, got {interval_scale}")
+        if conditioning_fill not in get_args(ConditioningFill):
+            raise ValueError(f"conditioning_fill {conditioning_fill!r}: one of {get_args(ConditioningFill)}")
         self.register_modules(unet=unet, scheduler=scheduler)
-        self.register_to_config(depth_codec=depth_codec, interval_scale=float(interval_scale))
+        self.register_to_config(
+            depth_codec=depth_codec, interval_scale=float(interval_scale), conditioning_fill=conditioning_fill
+        )
 
     @classmethod
     def create(

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from data_converters.nerfstudio_scene import load_scene, write_frame_layers
 from diffnerf_ns.device import cpu_has_native_bfloat16
 from diffnerf_ns.prior.baselines import hole_fill
-from diffnerf_ns.prior.model import RGBDPrior
+from diffnerf_ns.prior.model import ConditioningFill, RGBDPrior
 from diffnerf_ns.prior.patches import check_rgbd, observation_channels
 from diffnerf_ns.prior.rgbd_codec import decode_depth, encode, encode_depth
 
@@ -63,9 +63,9 @@ class RefineConfig:
     hole RMSE against 0.78x) but lost the scored real frames (`prior_refine_start_colorization.md`: 0.148 m
     against 0.094 m from the nearest fill; on the NYU frame, where the colorization fill itself fails, 0.61 m), so
     the default stays the nearest fill until a validation set with NYU-like frames decides."""
-    conditioning_fill: Literal["nearest", "colorization"] = "nearest"
-    """The classical fill of the conditioning's holes: the one the prior was trained with
-    (`TrainConfig.conditioning_fill`; every shipped prior so far: nearest)."""
+    conditioning_fill: ConditioningFill | None = None
+    """The classical fill of the conditioning's holes; None: the one the prior records it was trained with
+    (`RGBDPrior.config.conditioning_fill`, set from `TrainConfig.conditioning_fill`)."""
     samples: int = 4
     """Independent samples; holes take their mean, and their spread gives the interval and confidence."""
     overlap: int | None = None
@@ -179,6 +179,11 @@ class TiledDenoiser:
         return out / self.norm.clamp(min=1e-12)
 
 
+def conditioning_fill(prior: RGBDPrior, config: RefineConfig) -> str:
+    """The fill refinement conditions with: the config's, else the one the prior was trained with."""
+    return config.conditioning_fill or prior.config.get("conditioning_fill", "nearest")
+
+
 def start_depth(
     rgb: np.ndarray, raw_depth: np.ndarray, start: str, conditioning_fill: str, cond_code: Tensor
 ) -> Tensor:
@@ -205,7 +210,8 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     if not bool(holes.any()):
         return np.repeat(raw_depth[None], config.samples, 0)
     denoiser = TiledDenoiser(prior, height, width, overlap, config.batch_size, needed=holes)
-    cond = observation_channels(raw_depth, rgb, config.conditioning_fill)[None].to(device, dtype)
+    fill = conditioning_fill(prior, config)
+    cond = observation_channels(raw_depth, rgb, fill)[None].to(device, dtype)
     cond_tiles = denoiser.tiles(cond).repeat(config.samples, 1, 1, 1)
 
     autocast = torch.autocast("cpu", torch.bfloat16, enabled=use_cpu_bfloat16(config.precision, device))
@@ -219,9 +225,7 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     noise = torch.randn(shape, generator=generator, device=device)
     x = noise
     if config.strength < 1:  # SDEdit: the holes start from a classical fill noised to the first step's level
-        start = torch.cat(
-            [obs[:, :3], start_depth(rgb, raw_depth, config.start, config.conditioning_fill, cond[:, :1].float())], 1
-        )
+        start = torch.cat([obs[:, :3], start_depth(rgb, raw_depth, config.start, fill, cond[:, :1].float())], 1)
         x = scheduler.add_noise(start.expand(shape), noise, timesteps[:1])
     x0_hat = x
     for t in timesteps:

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from diffnerf_ns.device import default_device
-from diffnerf_ns.prior.model import RGBDPrior, predict_noise
+from diffnerf_ns.prior.model import ConditioningFill, RGBDPrior, predict_noise
 from diffnerf_ns.prior.patches import RGBDPatchDataset, TrainingFrame
 
 SYNC_EVERY_ON_ACCELERATOR = 25
@@ -63,7 +63,7 @@ class TrainConfig:
     """Probability that a patch's conditioning is zeroed, training the unconditional prior."""
     sobel_weight: float = 0.0
     """Weight of the edge loss on Sobel gradients of the reconstructed clean patch (0 = off)."""
-    conditioning_fill: Literal["nearest", "colorization"] = "nearest"
+    conditioning_fill: ConditioningFill = "nearest"
     """Classical fill of the conditioning's holes (`patches.observation_channels`); refinement must condition with
     the same one (`RefineConfig.conditioning_fill`)."""
     hole_weight: float = 4.0
@@ -231,11 +231,25 @@ def _latest_checkpoint(out: Path) -> Path | None:
 
 
 def _initial_prior(config: TrainConfig, resume_from: Path | None) -> RGBDPrior:
+    """The checkpoint resumed (whose conditioning fill must be the config's), or the prior fine-tuned from, or a
+    fresh one; the last two record the config's conditioning fill from now on."""
     if resume_from is not None:
-        return RGBDPrior.from_pretrained(resume_from / "ema_prior")
+        prior = RGBDPrior.from_pretrained(resume_from / "ema_prior")
+        recorded = prior.config.get("conditioning_fill", "nearest")
+        if recorded != config.conditioning_fill:
+            raise ValueError(
+                f"{resume_from}: this run was trained with conditioning_fill={recorded!r}, not "
+                f"{config.conditioning_fill!r}; resume with the same fill, or start over (--no-resume)"
+            )
+        return prior
     if config.init_from is not None:
-        return RGBDPrior.from_pretrained(config.init_from)
-    return RGBDPrior.create(config.patch_size, config.block_out_channels, config.layers_per_block, config.attention)
+        prior = RGBDPrior.from_pretrained(config.init_from)
+    else:
+        prior = RGBDPrior.create(
+            config.patch_size, config.block_out_channels, config.layers_per_block, config.attention
+        )
+    prior.register_to_config(conditioning_fill=config.conditioning_fill)
+    return prior
 
 
 def train_prior(frames: Sequence[TrainingFrame], config: TrainConfig) -> list[float]:

@@ -121,6 +121,48 @@ def test_continued_training_starts_at_the_cards_step(tmp_path: Path) -> None:
     assert len(losses) == 2 and stats["start_step"] == 500
 
 
+def test_prior_records_its_conditioning_fill_and_refinement_follows_it(tmp_path: Path) -> None:
+    """A prior trained on colorization-filled conditioning says so in its folder, refinement conditions with that
+    fill unless told otherwise, and a resume with another fill stops. Catches: the fill not saved (a shipped
+    colorization prior would be refined with the nearest fill, the mismatch `conditioning_fill.md` measured as
+    worse), refinement ignoring the record, and a resumed run silently switching fills mid-training."""
+    from unittest import mock
+
+    from diffnerf_ns.prior import refine as refine_module
+    from diffnerf_ns.prior.refine import RefineConfig, refine_depth
+    from diffnerf_ns.prior.shipped import PACKAGED_PRIOR_DIR
+    from diffnerf_ns.prior.sources import synthetic_room_frames
+    from diffnerf_ns.prior.train import train_prior
+
+    frames = list(synthetic_room_frames(1, 48, 36, seed=1))
+    tiny = dict(batch_size=2, warmup_steps=1, bank_size=32, bank_chunk=16, crops_per_frame=8, steps=2)
+    test = replace(PRIOR_PRESETS["test"], **tiny)
+    train_prior(frames, replace(test, out=tmp_path / "col", resume=False, conditioning_fill="colorization"))
+    prior = RGBDPrior.from_pretrained(tmp_path / "col")
+    assert prior.config["conditioning_fill"] == "colorization"
+    assert RGBDPrior.from_pretrained(PACKAGED_PRIOR_DIR).config["conditioning_fill"] == "nearest"  # folder records none
+    frame = frames[0]
+    rgb, raw = frame.rgb, frame.depth.copy()
+    raw[10:20, 12:24] = 0  # a hole to refine
+    seen = []
+    real = refine_module.observation_channels
+
+    def spy(raw_depth, rgb_in=None, fill="nearest"):
+        seen.append(fill)
+        return real(raw_depth, rgb_in, fill)
+
+    with mock.patch.object(refine_module, "observation_channels", spy):
+        refine_depth(prior, rgb, raw, RefineConfig(steps=2, samples=2, precision="float32"))
+        refine_depth(
+            prior, rgb, raw, RefineConfig(steps=2, samples=2, precision="float32", conditioning_fill="nearest")
+        )
+    assert seen == ["colorization", "nearest"]
+    checkpointed = replace(test, out=tmp_path / "resumed", checkpoint_every=1, resume=True)
+    train_prior(frames, checkpointed)
+    with pytest.raises(ValueError, match="conditioning_fill='nearest', not 'colorization'"):
+        train_prior(frames, replace(checkpointed, steps=4, conditioning_fill="colorization"))
+
+
 def test_refresh_rewrites_figures_and_keeps_the_history(tmp_path: Path, homes: tuple[Path, Path]) -> None:
     """Catches a card refresh that drops the training runs (the next run would restart at step 0) or leaves the
     old figures in place."""
