@@ -37,7 +37,14 @@ import numpy as np
 import torch
 import tyro
 
-from benchmarks.fingerprint import code_fingerprint, config_fingerprint, folder_fingerprint, git_commit
+from benchmarks.fingerprint import (
+    config_fingerprint,
+    folder_fingerprint,
+    git_commit,
+    loaded_sources,
+    package_versions,
+    sources_unchanged,
+)
 from data_converters.nerfstudio_scene import backproject, load_scene
 from diffnerf_ns.export_mesh import MeshSettings
 from diffnerf_ns.metrics import depth_metrics, subset_completeness, surface_metrics
@@ -240,6 +247,7 @@ def train_and_collect(
             )
         np.savez_compressed(Path(out) / f"{spec['name']}.npz", count=len(views), **arrays)
         Path(out, f"{spec['name']}.json").write_text(json.dumps(info))
+    Path(out, "sources.json").write_text(json.dumps(loaded_sources()))  # what training and rendering imported
 
 
 def load_views(path: Path):
@@ -324,13 +332,16 @@ class Bench:
         return {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": t, "MKL_NUM_THREADS": t}
 
     def run_dir(self, method: str, scene: str, view: Path, collects: list[dict]) -> Path:
-        """Train (cached by fingerprint: code, inputs, budget, the exports asked for) and return the run folder."""
+        """Train and return the run folder; reused when its key (inputs, budget, the exports asked for, packages)
+        matches and every project source the run imported is unchanged (as `bench_nerf` caches its runs)."""
         key = config_fingerprint({
             "method": method, "iterations": self.iterations, "rays": self.rays_per_batch, "threads": self.threads,
-            "code": code_fingerprint(), "inputs": folder_fingerprint(view, ("images", "depth")), "collects": collects,
+            "inputs": folder_fingerprint(view, ("images", "depth")), "collects": collects,
+            "packages": package_versions(),
         })  # fmt: skip
         out = self.workdir / "runs" / scene / f"{method}.{key}"
-        if (out / "done.json").exists():
+        done_file = out / "done.json"
+        if done_file.exists() and sources_unchanged(json.loads(done_file.read_text()).get("sources", {})):
             return out
         out.mkdir(parents=True, exist_ok=True)
         self.say(
@@ -345,7 +356,10 @@ class Bench:
             )
         if done.returncode != 0:
             raise RuntimeError(f"{method} on {scene} failed; see {out / 'log.txt'}")
-        (out / "done.json").write_text(json.dumps({"commit": git_commit(), "finished": time.strftime("%F %T")}))
+        sources = json.loads((out / "sources.json").read_text())
+        done_file.write_text(
+            json.dumps({"commit": git_commit(), "finished": time.strftime("%F %T"), "sources": sources})
+        )
         return out
 
     def peer_mesh(self, run: Path, box_world: np.ndarray, scene: str):

@@ -94,12 +94,6 @@ def run_recording_sources(record: Path, module: str, args: list[str]) -> None:
     record.write_text(json.dumps(loaded_sources(also=[spec.origin]), indent=1))
 
 
-def code_fingerprint() -> str:
-    """Hash of every Python source the runs execute (this checkout's, committed or not)."""
-    files = [p for d in CODE_DIRS for p in (REPO / d).rglob("*.py") if "results" not in p.parts]
-    return _hash_files(files, REPO)
-
-
 def folder_fingerprint(folder: Path, subfolders: Iterable[str] = ()) -> str:
     """Hash of a folder's files by content (a prior: its weights and configs).
 

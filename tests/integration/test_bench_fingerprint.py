@@ -188,3 +188,36 @@ def test_a_command_run_through_the_recorder_leaves_its_sources_only_when_it_succ
     record.unlink()
     failed = subprocess.run([*command, "--no-such-flag"], capture_output=True, text=True, check=False)
     assert failed.returncode != 0 and not record.exists()
+
+
+def test_mesh_runs_are_reused_only_while_their_imported_sources_hold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The mesh benchmark's runs follow the NeRF benchmark's rule (they no longer hash every source file, so an
+    edit to an unrelated script keeps them). Catches a stored run never reused, and a reuse that ignores a changed
+    source the run imported or a changed input file."""
+    import benchmarks.bench_mesh as bench_mesh
+
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
+        if cmd[:2] != [sys.executable, "-c"]:
+            return real_run(cmd, **kwargs)  # git, for the commit recorded beside each run
+        calls.append(cmd)
+        out = Path(cmd[2].split("train_and_collect(")[1].split(", ")[2].strip("'"))
+        (out / "sources.json").write_text(json.dumps(loaded_sources()))
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(bench_mesh.subprocess, "run", run)
+    view = _view(tmp_path)
+    bench = bench_mesh.Bench(workdir=tmp_path / "work")
+    first = bench.run_dir("diffnerf", "sun3d", view, [])
+    assert bench.run_dir("diffnerf", "sun3d", view, []) == first and len(calls) == 1
+    done = first / "done.json"
+    record = json.loads(done.read_text())
+    done.write_text(json.dumps({**record, "sources": {**record["sources"], "benchmarks/bench_mesh.py": "0" * 16}}))
+    bench.run_dir("diffnerf", "sun3d", view, [])
+    assert len(calls) == 2
+    (view / "depth" / "0.png").write_bytes(b"other frame")
+    assert bench.run_dir("diffnerf", "sun3d", view, []) != first and len(calls) == 3
