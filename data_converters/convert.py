@@ -47,6 +47,11 @@ REGISTERED_BY_LAYOUT = {
 measured and recorded but not applied (a shift on top of a calibrated registration would need a reason to trust the
 edges over the calibration). 3DMatch/7-Scenes/SUN3D and plain folders give no registration (7-Scenes records depth
 and colour with two cameras and ships them as if registered), so 'auto' applies a reliable offset there."""
+ONE_SHIFT_HINT = (
+    "no one shift explains the edges; if depth was shipped as its own camera saw it (7-Scenes), "
+    "--options.depth-alignment camera fits that camera"
+)
+"""Said where one shift does not fit (edges past the search window, frames disagreeing) and none was applied."""
 MIN_APPLIED_OFFSET_PX = 0.5
 """Smallest measured offset that is corrected: below it the whole-pixel shift rounds to zero anyway."""
 
@@ -270,6 +275,9 @@ def _depth_alignment(capture: Capture, frames: list[CaptureFrame], options: Conv
         shift = (0, 0)
     elif shift == (0, 0):
         why = f"no axis is both reliable and at least {MIN_APPLIED_OFFSET_PX} px off"
+        if "window's edge" in offset.reason or "frames disagree" in offset.reason:
+            why += f"; {ONE_SHIFT_HINT}"
+            LOG.warning("%s: %s (%s)", capture.root, ONE_SHIFT_HINT, offset.reason)
     else:
         why = ""
         LOG.info("%s: depth moved by %s px onto colour (%s)", capture.root, shift, offset.reason)

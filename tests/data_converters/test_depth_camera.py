@@ -70,7 +70,8 @@ def test_seven_scenes_reading_registers_depth_and_recovers_colour_intrinsics(
     the scene must train with the colour camera's intrinsics (SUN3D's 570.34 px, principal point (320, 240)) and
     depth registered with the fitted camera. Catches: the mode ignored (planted depth written as it is), the fit
     not recorded, the depth camera's intrinsics written for colour (635 px), the principal point corrected the wrong
-    way, and given_intrinsics='depth' accepted without a fit to derive them from."""
+    way, given_intrinsics='depth' accepted without a fit to derive them from, and 'auto' silent about a capture
+    no one shift fits."""
     src = fixtures_dir / "sun3d_study_100"
     K = np.loadtxt(src / "camera-intrinsics.txt")
     truth = kinect_ir(K)
@@ -87,6 +88,9 @@ def test_seven_scenes_reading_registers_depth_and_recovers_colour_intrinsics(
     capture = read_threedmatch(root)
     with pytest.raises(ValueError, match="needs depth_alignment='camera'"):
         convert_capture(capture, tmp_path / "bad", ConvertOptions(given_intrinsics="depth"), progress=False)
+    auto = convert_capture(capture, tmp_path / "auto", ConvertOptions(alignment_frames=9), progress=False)
+    decision = json.loads((auto / "metadata.json").read_text())["depth_alignment"]["decision"]
+    assert decision.startswith("not applied") and "--options.depth-alignment camera" in decision, decision
     options = ConvertOptions(depth_alignment="camera", given_intrinsics="depth")
     scene = convert_capture(capture, tmp_path / "scene", options, progress=False)
     record = json.loads((scene / "metadata.json").read_text())["depth_alignment"]
