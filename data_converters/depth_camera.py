@@ -109,23 +109,25 @@ class DepthCamera:
 
 
 class _Jumps(NamedTuple):
-    """One edge class's depth jumps over all frames: pixel positions (float, the jump's centre), nearer inverse depth,
-    and the frame's colour gradient sampled along the class's axis at integer offsets."""
+    """One edge class's depth jumps over all frames: pixel positions (the jump's first pixel, as `depth_jumps` and
+    `colour_gradients` index pairs), the nearer side's inverse depth, the frame, and the gradient maps scored."""
 
     x: np.ndarray
     y: np.ndarray
     inverse_depth: np.ndarray
     frame: np.ndarray
     grads: np.ndarray
-    """(frames, H, W') gradient maps the class is scored on."""
+    """(frames, H, W') gradient maps the class is scored on (one array shared by the two classes of an axis)."""
 
 
 def _collect(frames: list[tuple[np.ndarray, np.ndarray]], jump: float) -> list[_Jumps]:
     """The four edge classes' jumps (`EDGE_CLASSES` order) of `frames`, at least `MARGIN` px from the border."""
     parts: list[list[tuple]] = [[] for _ in EDGE_CLASSES]
-    grads: list[list[np.ndarray]] = [[] for _ in EDGE_CLASSES]
+    grads: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for i, (rgb, depth) in enumerate(frames):
         gx, gy = colour_gradients(rgb)
+        grads[0].append(gx)
+        grads[1].append(gy)
         step_x, step_y = depth_jumps(depth, jump)
         d = np.asarray(depth, dtype=np.float64)
         near_x, near_y = np.minimum(d[:, 1:], d[:, :-1]), np.minimum(d[1:], d[:-1])
@@ -136,7 +138,7 @@ def _collect(frames: list[tuple[np.ndarray, np.ndarray]], jump: float) -> list[_
             keep = inside_window(ys, xs, grad.shape, MARGIN)
             ys, xs = ys[keep], xs[keep]
             parts[k].append((xs, ys, 1.0 / near[ys, xs], np.full(len(xs), i)))
-            grads[k].append(grad)
+    stacked = (np.stack(grads[0]), np.stack(grads[1]))
     rng = np.random.default_rng(0)
     out = []
     for k in range(len(EDGE_CLASSES)):
@@ -144,7 +146,7 @@ def _collect(frames: list[tuple[np.ndarray, np.ndarray]], jump: float) -> list[_
         if len(columns[0]) > MAX_JUMPS:
             keep = np.sort(rng.choice(len(columns[0]), MAX_JUMPS, replace=False))
             columns = [c[keep] for c in columns]
-        out.append(_Jumps(*columns, np.stack(grads[k])))
+        out.append(_Jumps(*columns, stacked[k // 2]))
     return out
 
 
@@ -158,24 +160,28 @@ def _profile(jumps: _Jumps, axis: int, shift_x: np.ndarray, shift_y: np.ndarray,
     return jumps.grads[jumps.frame[:, None], np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)].sum(axis=0)
 
 
-def _peak(profile: np.ndarray) -> tuple[float, float, bool]:
-    """(sub-pixel offset of the profile's maximum, its contrast over the median, inside the window)."""
+class _Peak(NamedTuple):
+    offset: float
+    """Sub-pixel position of the profile's maximum."""
+    contrast: float
+    """The maximum over the profile's median, minus 1."""
+    inside: bool
+    """The maximum is not on the window's edge."""
+    height: float
+    """The maximum at the parabola's vertex: a score that changes smoothly as a camera parameter moves the peak
+    between whole pixels."""
+
+
+def _peak(profile: np.ndarray) -> _Peak:
     i = int(np.argmax(profile))
     m = (len(profile) - 1) // 2
     inside = 0 < i < len(profile) - 1
-    vertex = _parabola_vertex(*profile[i - 1 : i + 2]) if inside else 0.0
-    return i - m + vertex, float(profile[i] / max(float(np.median(profile)), 1e-12) - 1.0), inside
-
-
-def _peak_height(profile: np.ndarray) -> float:
-    """The profile's maximum, at the sub-pixel vertex of the parabola through it and its neighbours: a score that
-    changes smoothly as a camera parameter moves the peak between whole pixels."""
-    i = int(np.argmax(profile))
-    if not 0 < i < len(profile) - 1:
-        return float(profile[i])
+    contrast = float(profile[i] / max(float(np.median(profile)), 1e-12) - 1.0)
+    if not inside:
+        return _Peak(float(i - m), contrast, False, float(profile[i]))
     left, centre, right = profile[i - 1 : i + 2]
-    v = _parabola_vertex(left, centre, right)
-    return float(centre + 0.25 * (right - left) * v)
+    vertex = _parabola_vertex(left, centre, right)
+    return _Peak(i - m + vertex, contrast, True, float(centre + 0.25 * (right - left) * vertex))
 
 
 def _best(values: np.ndarray, scores: np.ndarray) -> float:
@@ -192,10 +198,10 @@ def estimate_depth_camera(
     """The depth camera of `frames` of (rgb (H, W, 3), depth (H, W) in metres, 0 = invalid) relative to the colour
     camera `K`, fitted from edges (module docstring).
 
-    Horizontal depth edges (the y classes) see no parallax, so they fix the scale first: for each searched scale,
-    their residual offset profile's peak; the scale whose two classes peak highest wins, and their mean peak is the
-    y offset. Vertical edges (the x classes) then fix the parallax the same way, and their mean peak the x offset.
-    Each class peaking by itself cancels the sensor's bleeding, as in `depth_alignment`.
+    Each candidate (scale, parallax) is scored by the peak heights of the four classes' residual offset profiles:
+    horizontal edges (the y classes) see no parallax and weigh on the scale alone, vertical ones (the x classes) on
+    both. A coarse grid over both is refined along the scale, then along the parallax. Each axis's offset is the
+    mean of its two classes' peaks, which cancels the sensor's bleeding, as in `depth_alignment`.
     """
     frames = [(np.asarray(rgb), np.asarray(depth, dtype=np.float32)) for rgb, depth in frames]
     if not frames:
@@ -221,41 +227,49 @@ def estimate_depth_camera(
             for j in jumps[:2]
         ]
 
-    def score(profiles: list[np.ndarray]) -> float:
-        return float(sum(_peak_height(p) for p in profiles))
+    def score(peaks: list[_Peak]) -> float:
+        return float(sum(p.height for p in peaks))
 
-    def offset(profiles: list[np.ndarray]) -> float:
-        return float(np.mean([_peak(p)[0] for p in profiles]))
+    def offset(peaks: list[_Peak]) -> float:
+        return float(np.mean([p.offset for p in peaks]))
+
+    def y_peaks(scale: float) -> list[_Peak]:
+        return [_peak(p) for p in y_profiles(scale)]
+
+    def x_peaks(scale: float, parallax: float, lag_y: float) -> list[_Peak]:
+        return [_peak(p) for p in x_profiles(scale, parallax, lag_y)]
 
     # Coarse: every scale and parallax on a grid twice as wide; y edges score the scale alone, x edges both.
     scales, parallaxes = SCALES[::2], PARALLAXES[::2]
-    y_scores = np.array([score(y_profiles(s)) for s in scales])
-    y_offsets = [offset(y_profiles(s)) for s in scales]
+    coarse_y = [y_peaks(s) for s in scales]
     x_scores = np.array(
-        [[score(x_profiles(s, b, oy)) for b in parallaxes] for s, oy in zip(scales, y_offsets, strict=True)]
+        [[score(x_peaks(s, b, offset(ys))) for b in parallaxes] for s, ys in zip(scales, coarse_y, strict=True)]
     )
+    y_scores = np.array([score(ys) for ys in coarse_y])
     i, j = np.unravel_index(np.argmax(y_scores[:, None] + x_scores), x_scores.shape)
     # Fine: the scale about its coarse best with the parallax held, then the parallax with the scale held.
     near = np.abs(SCALES - scales[i]) <= SCALES[2] - SCALES[0]
-    fine = [(s, offset(y_profiles(s))) for s in SCALES[near]]
-    scale_scores = np.array([score(y_profiles(s)) + score(x_profiles(s, parallaxes[j], oy)) for s, oy in fine])
+    fine_y = [y_peaks(s) for s in SCALES[near]]
+    scale_scores = np.array(
+        [score(ys) + score(x_peaks(s, parallaxes[j], offset(ys))) for s, ys in zip(SCALES[near], fine_y, strict=True)]
+    )
     scale = _best(SCALES[near], scale_scores)
-    y_peaks = [_peak(p) for p in y_profiles(scale)]
-    lag_y = float(np.mean([p[0] for p in y_peaks]))
+    final_y = y_peaks(scale)
+    lag_y = offset(final_y)
     near = np.abs(PARALLAXES - parallaxes[j]) <= PARALLAXES[2] - PARALLAXES[0]
-    parallax_scores = np.array([score(x_profiles(scale, b, lag_y)) for b in PARALLAXES[near]])
+    parallax_scores = np.array([score(x_peaks(scale, b, lag_y)) for b in PARALLAXES[near]])
     parallax = _best(PARALLAXES[near], parallax_scores)
-    x_peaks = [_peak(p) for p in x_profiles(scale, parallax, lag_y)]
-    lag_x = float(np.mean([p[0] for p in x_peaks]))
-    best = score(y_profiles(scale)) + score(x_profiles(scale, parallax, lag_y))
-    identity = score(y_profiles(1.0)) + score(x_profiles(1.0, 0.0, offset(y_profiles(1.0))))
-    peaks = x_peaks + y_peaks
+    final_x = x_peaks(scale, parallax, lag_y)
+    lag_x = offset(final_x)
+    identity_y = y_peaks(1.0)
+    gain = (score(final_y) + score(final_x)) / (score(identity_y) + score(x_peaks(1.0, 0.0, offset(identity_y)))) - 1
+    peaks = final_x + final_y
     problems = [
-        f"'{EDGE_CLASSES[k]}' edges peak on the search window's edge" for k, p in enumerate(peaks) if not p[2]
+        f"'{EDGE_CLASSES[k]}' edges peak on the search window's edge" for k, p in enumerate(peaks) if not p.inside
     ] + [
-        f"'{EDGE_CLASSES[k]}' edges peak flat (contrast {p[1]:.2f} < {MIN_CONTRAST})"
+        f"'{EDGE_CLASSES[k]}' edges peak flat (contrast {p.contrast:.2f} < {MIN_CONTRAST})"
         for k, p in enumerate(peaks)
-        if p[1] < MIN_CONTRAST
+        if p.contrast < MIN_CONTRAST
     ]
     for name, values, k in (("scale", scales, i), ("parallax", parallaxes, j)):
         if k in (0, len(values) - 1):
@@ -266,6 +280,6 @@ def estimate_depth_camera(
         parallax=parallax,
         reliable=not problems,
         reason="; ".join(problems) or f"{sum(counts)} depth-jump pixels over {len(frames)} frames",
-        bleed=(float(x_peaks[0][0] - x_peaks[1][0]) / 2, float(y_peaks[0][0] - y_peaks[1][0]) / 2),
-        gain=best / identity - 1.0,
+        bleed=((final_x[0].offset - final_x[1].offset) / 2, (final_y[0].offset - final_y[1].offset) / 2),
+        gain=gain,
     )
