@@ -103,6 +103,10 @@ class Bench:
     jobs: int = 2
     """Runs in parallel, one process each (one thread each)."""
     workdir: Path = Path("outputs/bench_nerf")
+    store: Path | None = None
+    """Folder of the runs' result JSONs (fingerprinted, reused while valid); default `<workdir>/runs`. A folder in
+    the repository (`benchmarks/results/nerf_runs`) lets a grid longer than a session be finished across sessions
+    on fresh machines; the training logs stay under the workdir."""
     prior: Path | None = None
     """Prior folder for the prior rows; default: train a CPU-sized one on a development room (not a benchmark
     room) with `diffnerf-prior train`, bounded by --prior-minutes."""
@@ -153,7 +157,8 @@ class Bench:
         cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
         name = spec.label or spec.method
         print(f"[{time.strftime('%H:%M:%S')}] {spec.scene}/{spec.setting}: {name} (seed {spec.seed})", flush=True)
-        log = out.with_suffix(".log")
+        log = self.workdir / "logs" / out.relative_to(self.runs_dir()).with_suffix(".log")
+        log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as f:
             done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)
         if done.returncode != 0:
@@ -200,8 +205,11 @@ class Bench:
                 "packages": package_versions(),
             }
         )
-        out = self.workdir / "runs" / scene / setting / f"{label or method}.seed{seed}.{fingerprint}.json"
+        out = self.runs_dir() / scene / setting / f"{label or method}.seed{seed}.{fingerprint}.json"
         return args, out, fingerprint
+
+    def runs_dir(self) -> Path:
+        return self.workdir / "runs" if self.store is None else self.store
 
     @staticmethod
     def cached(out: Path) -> dict | None:
@@ -276,6 +284,7 @@ class Bench:
             f"--downscale {self.downscale}",
             f"--jobs {self.jobs}",
             f"--workdir {self.workdir}",
+            *([f"--store {self.store}"] if self.store is not None else []),
             f"--report {self.report}",
             f"--dense-pose-refinement {self.dense_pose_refinement}",
             f"--few-view-pose-refinement {self.few_view_pose_refinement}",

@@ -109,8 +109,8 @@ else
   TRAIN_ARGS=(--num-workers $(($(nproc) - 4)) --minutes 9)
   REFINE_ARGS=(--synthetic-frames 2 --sun3d-frames 2 --threads 4)
   E2E_ARGS=(--iterations 80 --warmup 15)
-  CAL_ARGS=(--frames 4 --threads 4)
-  CAL_CAP=30 REFINE_CAP=45 E2E_CAP=120
+  CAL_ARGS=(--frames 8 --threads 4)
+  CAL_CAP=45 REFINE_CAP=45 E2E_CAP=105
 fi
 
 # 0. Wheels and imports.

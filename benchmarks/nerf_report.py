@@ -140,7 +140,7 @@ def write_report(
                 row = [group, setting, bench.pose_refinement(setting), method, *cells]
                 lines.append("| " + " | ".join(row) + " |")
     runs = [r for rows in results.values() for method_runs in rows.values() for r in method_runs]
-    lines += ["", reuse_note(runs, bench.workdir / "runs"), ""]
+    lines += ["", reuse_note(runs, bench.runs_dir()), ""]
     png = bench.report.with_suffix(".png")
     plot(bench, groups["synthetic rooms"] or list(scenes), results, png)
     lines.append(f"![key comparison]({png.name})")

@@ -1,16 +1,19 @@
-"""Could another interval model serve both calibration sources? Fitted and scored only on frames no benchmark scores.
+"""Which interval model serves both calibration sources? Fitted and scored only on frames no benchmark scores.
 
-    python -m benchmarks.study_interval_models --prior diffnerf_ns/prior/pretrained [--frames 2] [--threads 2]
+    python -m benchmarks.study_interval_models --prior diffnerf_ns/prior/pretrained [--frames 8] [--threads 2]
 
-`benchmarks/calibrate_prior.py` fits one factor on the samples' spread. On the synthetic calibration rooms (Kinect
-holes against exact depth) and the real validation frames (valid pixels hidden and scored against the sensor) no
-single factor reaches 90% on both. This study tries a second constant, fitted with the factor on both sources
-(each weighing the same; the pair whose worse source comes closest to 90%):
+On the synthetic calibration rooms (Kinect holes against exact depth) and the real validation frames (valid pixels
+hidden and scored against the sensor) no single factor on the samples' spread reaches 90% on both. This study tries
+a second constant in quadrature with the spread, fitted with the factor on both sources (each weighing the same; the
+pair whose worse source comes closest to 90%, `diffnerf_ns.prior.calibration.best_constant`):
 - the depth range of the measured pixels around each hole (a hole across a depth edge may belong to either side);
-- a constant floor in metres (the samples start from one fill, so they may agree more than they should).
+- a constant floor in metres (the samples start from one fill, so they may agree more than they should);
+- a floor proportional to the filled depth;
+- the filled depth times the distance to the nearest measured pixel (`diffnerf_ns.prior.refine.hole_sigma`, the
+  model refinement uses).
 Each model is judged by the coverage on both sources and by whether its sigma still ranks the errors (Spearman
 correlation; the depth loss trusts a pixel by its sigma, so a model that covers by flattening sigma is worse).
-A breakdown by true depth shows where the shipped calibration misses. Writes a markdown report.
+A breakdown by true depth shows where the prior's calibration misses. Writes a markdown report.
 """
 
 from __future__ import annotations
@@ -28,30 +31,29 @@ from scipy.stats import spearmanr
 
 from benchmarks.calibrate_prior import Calibrate, calibration_sources, report_head
 from diffnerf_ns.device import default_device
-from diffnerf_ns.prior.calibration import equal_weight_scale
+from diffnerf_ns.prior.calibration import HoleDraws, best_constant, hole_draws
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.refine import refine_depth
+from diffnerf_ns.prior.refine import interval_quantile
 
 
 @dataclass
 class Study(Calibrate):
-    range_weights: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
-    """Weights of the depth range around a hole, in half-width per metre of range."""
-    floors: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
-    """Constant floors (metres of half-width) tried."""
+    range_weights: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+    """Weights of the depth range around a hole, in sigma per metre of range."""
+    floors: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
+    """Constant floors (metres of sigma) tried."""
+    relative_floors: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1)
+    """Floors proportional to the filled depth (sigma per metre of depth) tried."""
     report: Path = Path("benchmarks/results/interval_models.md")
 
 
 @dataclass(frozen=True)
 class HolePixels:
-    """One source's hole pixels under a refinement at interval scale 1."""
+    """One source's hole pixels under an uncalibrated refinement, with the depth range around each hole."""
 
-    errors: np.ndarray
-    half_widths: np.ndarray
-    """The stated 90% half-width from the samples' spread alone."""
+    draws: HoleDraws
     ranges: np.ndarray
     """`hole_depth_range` at the pixel."""
-    truth: np.ndarray
 
 
 def hole_depth_range(raw_depth: np.ndarray, ring: int = 2) -> np.ndarray:
@@ -69,38 +71,21 @@ def hole_depth_range(raw_depth: np.ndarray, ring: int = 2) -> np.ndarray:
 
 
 def hole_pixels(prior: RGBDPrior, frames: list[tuple[np.ndarray, ...]], study: Study) -> HolePixels:
-    """Errors and interval features at the pixels to fill (raw 0, truth valid) of the source's frames."""
-    sampling = replace(study.sampling, interval_scale=1.0)
-    parts = []
-    for rgb, raw, truth in frames:
-        result = refine_depth(prior, rgb, raw, sampling)
-        holes = (raw <= 0) & (truth > 0)
-        maps = (np.abs(result.depth - truth), (result.upper - result.lower) / 2, hole_depth_range(raw), truth)
-        parts.append([m[holes].astype(np.float64) for m in maps])
-    return HolePixels(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+    """The calibration's hole draws of the source's frames, and the depth range around each of their holes."""
+    sampling = replace(study.sampling, interval_scale=1.0, interval_reach_weight=0.0)
+    ranges = [hole_depth_range(raw)[(raw <= 0) & (truth > 0)] for _, raw, truth in frames]
+    return HolePixels(hole_draws(prior, frames, sampling), np.concatenate(ranges))
 
 
 Model = Callable[[HolePixels, float], np.ndarray]
-"""(pixels, constant) -> half-width at scale 1."""
+"""(pixels, constant) -> sigma at scale 1."""
 MODELS: dict[str, Model] = {
-    "spread alone": lambda p, _: p.half_widths,
-    "spread + w x depth range around the hole": lambda p, w: np.hypot(p.half_widths, w * p.ranges),
-    "spread + floor f (m)": lambda p, f: np.hypot(p.half_widths, f),
+    "spread alone": lambda p, _: p.draws.sigma(0.0),
+    "spread + w x depth range around the hole": lambda p, w: np.hypot(p.draws.sigma(0.0), w * p.ranges),
+    "spread + floor f (m)": lambda p, f: np.hypot(p.draws.sigma(0.0), f),
+    "spread + r x filled depth": lambda p, r: np.hypot(p.draws.sigma(0.0), r * p.draws.depth),
+    "spread + w x filled depth x distance into the hole (px)": lambda p, w: p.draws.sigma(w),
 }
-
-
-def fit(sources: dict[str, HolePixels], fit_on: list[str], model: Model, constants: tuple[float, ...]) -> tuple:
-    """(scale, constant, per-source coverage) with the scale putting the fitted sources' mean coverage at 90%
-    and the constant the one whose worse fitted source comes closest to 90%."""
-    best = None
-    for constant in constants:
-        ratios = {n: s.errors / np.maximum(model(s, constant), 1e-9) for n, s in sources.items()}
-        scale = equal_weight_scale([ratios[n] for n in fit_on], 0.9)
-        coverage = {n: float((r <= scale).mean()) for n, r in ratios.items()}
-        miss = max(abs(coverage[n] - 0.9) for n in fit_on)
-        if best is None or miss < best[0] - 1e-9:
-            best = (miss, scale, constant, coverage)
-    return best[1:]
 
 
 def main(study: Study) -> None:
@@ -113,21 +98,32 @@ def main(study: Study) -> None:
     full_names = dict(zip(("synthetic", "real"), frames, strict=True))
     sources = {short: hole_pixels(prior, frames[name], study) for short, name in full_names.items()}
     names = list(sources)
+    z = interval_quantile(study.sampling.interval, study.sampling.samples)
     rows = []
-    spread, by_range, by_floor = MODELS
+    spread, by_range, by_floor, by_depth, by_reach = MODELS
     runs = [
-        ("spread alone, fitted on the synthetic rooms (shipped)", spread, names[:1], (0.0,)),
+        (
+            "spread alone, fitted on the synthetic rooms (the calibration before the reach term)",
+            spread,
+            names[:1],
+            (0.0,),
+        ),
         (spread, spread, names, (0.0,)),
         (by_range, by_range, names, study.range_weights),
         (by_floor, by_floor, names, study.floors),
+        (by_depth, by_depth, names, study.relative_floors),
+        (by_reach, by_reach, names, study.reach_weights),
     ]
     for label, key, fit_on, constants in runs:
         model = MODELS[key]
-        scale, constant, coverage = fit(sources, fit_on, model, constants)
+        ratios = {
+            c: {n: s.draws.errors / np.maximum(z * model(s, c), 1e-9) for n, s in sources.items()} for c in constants
+        }
+        constant, scale, coverage = best_constant(ratios, fit_on, study.sampling.interval)
         sigma = {n: scale * model(s, constant) for n, s in sources.items()}
         spread_all = np.concatenate(list(sigma.values()))
         p10, p90 = np.quantile(spread_all, [0.1, 0.9])
-        rank = {n: spearmanr(sigma[n], sources[n].errors).statistic for n in names}
+        rank = {n: spearmanr(sigma[n], sources[n].draws.errors).statistic for n in names}
         rows.append(
             f"| {label} | {scale:.3f} | {constant:g} | "
             + " | ".join(f"{100 * coverage[n]:.1f}%" for n in names)
@@ -135,14 +131,16 @@ def main(study: Study) -> None:
             + " | ".join(f"{rank[n]:+.2f}" for n in names)
             + f" | {p90 / p10:.1f} |"
         )
-    shipped = prior.config.get("interval_scale", 1.0)
+    shipped = prior.config.get("interval_scale", 1.0), prior.config.get("interval_reach_weight", 0.0)
     bins = [0.0, 1.0, 1.5, 2.5, 3.5, 100.0]
     breakdown = []
     for n, s in sources.items():
+        d = s.draws
+        half = z * shipped[0] * d.sigma(shipped[1])
         cells = []
         for lo, hi in zip(bins[:-1], bins[1:], strict=True):
-            inside = (s.truth >= lo) & (s.truth < hi)
-            covered = (s.errors[inside] <= shipped * s.half_widths[inside]).mean() if inside.any() else float("nan")
+            inside = (d.truth >= lo) & (d.truth < hi)
+            covered = (d.errors[inside] <= half[inside]).mean() if inside.any() else float("nan")
             cells.append(f"{100 * inside.mean():.0f}% / {100 * covered:.0f}%")
         breakdown.append(f"| {n} | " + " | ".join(cells) + " |")
     minutes = (time.perf_counter() - started) / 60
@@ -152,7 +150,7 @@ def main(study: Study) -> None:
         ),
         f"Prior: `{study.prior}`. Sampling: {study.sampling}.",
         "Sources, frames no benchmark scores: "
-        + "; ".join(f"{short}: {name} ({sources[short].errors.size} px)" for short, name in full_names.items())
+        + "; ".join(f"{short}: {name} ({sources[short].draws.errors.size} px)" for short, name in full_names.items())
         + ".",
         "",
         "Sigma in holes = scale x model; the scale puts the mean coverage of the sources fitted on at 90%, and the "
@@ -164,8 +162,8 @@ def main(study: Study) -> None:
         "|---|---:|---:|" + "---:|" * (2 * len(names) + 1),
         *rows,
         "",
-        f"Where the shipped calibration (spread alone, scale {shipped:g}) misses, by true depth: share of the source's "
-        "hole pixels / coverage.",
+        f"Where the prior's calibration (interval_scale {shipped[0]:g}, interval_reach_weight {shipped[1]:g}) misses, "
+        "by true depth: share of the source's hole pixels / coverage.",
         "",
         "| source | " + " | ".join(f"{lo:g}-{hi:g} m" for lo, hi in zip(bins[:-1], bins[1:], strict=True)) + " |",
         "|---|" + "---:|" * (len(bins) - 1),

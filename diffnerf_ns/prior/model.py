@@ -61,10 +61,12 @@ class RGBDPrior(DiffusionPipeline):
         scheduler: DDPMScheduler,
         depth_codec: str = CODEC_NAME,
         interval_scale: float = 1.0,
-        conditioning_fill: ConditioningFill = "nearest",
+        conditioning_fill: str = "nearest",  # a ConditioningFill, checked below (diffusers warns on Literal)
+        interval_reach_weight: float = 0.0,
     ) -> None:
-        """`interval_scale` widens the posterior spread of refinement's holes so its stated intervals hold
-        (fitted by `diffnerf_ns.prior.calibration` on frames no benchmark scores; 1 = uncalibrated).
+        """`interval_scale` and `interval_reach_weight` set the sigma of refinement's holes
+        (`diffnerf_ns.prior.refine.hole_sigma`) so its stated intervals hold; both are fitted by
+        `diffnerf_ns.prior.calibration` on frames no benchmark scores (1 and 0: uncalibrated, the spread alone).
         `conditioning_fill` is the classical fill of the conditioning's holes the UNet was trained with; refinement
         uses the same one unless told otherwise (a folder that records none was trained with `nearest`)."""
         super().__init__()
@@ -72,11 +74,16 @@ class RGBDPrior(DiffusionPipeline):
         check_codec(depth_codec, "the prior")
         if not interval_scale > 0:
             raise ValueError(f"interval_scale must be > 0, got {interval_scale}")
+        if not interval_reach_weight >= 0:
+            raise ValueError(f"interval_reach_weight must be >= 0, got {interval_reach_weight}")
         if conditioning_fill not in get_args(ConditioningFill):
             raise ValueError(f"conditioning_fill {conditioning_fill!r}: one of {get_args(ConditioningFill)}")
         self.register_modules(unet=unet, scheduler=scheduler)
         self.register_to_config(
-            depth_codec=depth_codec, interval_scale=float(interval_scale), conditioning_fill=conditioning_fill
+            depth_codec=depth_codec,
+            interval_scale=float(interval_scale),
+            conditioning_fill=conditioning_fill,
+            interval_reach_weight=float(interval_reach_weight),
         )
 
     @classmethod

@@ -13,7 +13,9 @@ their values would be overwritten by the observation anyway.
 
 Uncertainty: in holes the samples are treated as draws from the model's posterior, and the stated
 90% interval is the predictive interval for one more draw (Student t with samples - 1 degrees of
-freedom); at observed pixels it is the Kinect noise, sigma = c z^2 (Khoshelham and Elberink 2012).
+freedom), widened by a term that grows with depth and with the distance to the nearest measured pixel
+(`hole_sigma`; both constants are the prior's, fitted by `diffnerf_ns.prior.calibration`); at observed
+pixels it is the Kinect noise, sigma = c z^2 (Khoshelham and Elberink 2012).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Literal
 import numpy as np
 import torch
 from diffusers import DDIMScheduler
-from scipy import stats
+from scipy import ndimage, stats
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -80,7 +82,10 @@ class RefineConfig:
     relative_tolerance: float = 0.03
     """Relative sigma (sigma / depth) at which confidence drops to 0.5."""
     interval_scale: float | None = None
-    """Factor on the samples' spread in holes; None: the prior's calibrated one (`model_index.json`)."""
+    """Factor on the hole sigma (`hole_sigma`); None: the prior's calibrated one (`model_index.json`)."""
+    interval_reach_weight: float | None = None
+    """Sigma per metre of depth per pixel of distance into the hole (`hole_sigma`); None: the prior's calibrated
+    one (`model_index.json`; 0, the samples' spread alone, where it records none)."""
     seed: int = 0
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
     """UNet arithmetic on the CPU: `auto` is bfloat16 autocast where the CPU computes it natively (AMX or
@@ -240,6 +245,30 @@ def sample_depth(prior: RGBDPrior, rgb: np.ndarray, raw_depth: np.ndarray, confi
     return np.where(raw_depth > 0, raw_depth, depth)  # measured pixels were never sampled (no tile may cover them)
 
 
+def hole_reach(raw_depth: np.ndarray) -> np.ndarray:
+    """Per pixel, the distance (pixels) to the nearest measured one: 0 where measured."""
+    return ndimage.distance_transform_edt(raw_depth <= 0)
+
+
+def hole_sigma(samples: np.ndarray, depth: np.ndarray, reach: np.ndarray, reach_weight: float) -> np.ndarray:
+    """The uncalibrated sigma of a filled pixel, from its (samples, ...) depth draws: their spread as one more
+    draw's, in quadrature with `reach_weight * depth * reach`. Why the second term: a few samples of an
+    under-trained prior, all started from one classical fill, agree deep inside a wide hole far more than their
+    error does, and any fill's error grows with depth and with the distance to the nearest measurement. With the
+    spread alone no single factor served both calibration sources (90% on the synthetic rooms left 98.7% on the
+    real validation frames); with both terms fitted it serves both and ranks the errors better
+    (`benchmarks/results/interval_models.md`)."""
+    n = samples.shape[0]
+    spread = samples.std(0, ddof=1) * np.sqrt(1.0 + 1.0 / n)
+    return np.hypot(spread, reach_weight * depth * reach)
+
+
+def interval_quantile(interval: float, samples: int) -> float:
+    """The half-width of the `interval` predictive interval in sigmas: Student t with samples - 1 degrees of
+    freedom, since sigma is estimated from the samples."""
+    return float(stats.t.ppf(0.5 + interval / 2, df=samples - 1))
+
+
 def confidence_from_sigma(sigma: np.ndarray, depth: np.ndarray, relative_tolerance: float) -> np.ndarray:
     """Confidence in [0, 1] that falls as the relative spread sigma / depth grows: 1 / (1 + (rel / tol)^2),
     0.5 at `relative_tolerance`. The depth loss multiplies by it, so it must never rise with sigma."""
@@ -260,13 +289,18 @@ def refine_depth(
     check_rgbd(rgb, raw_depth, "refine input", prior.patch_size)
     samples = sample_depth(prior, rgb, raw_depth, config)
     observed = raw_depth > 0
-    z = float(stats.t.ppf(0.5 + config.interval / 2, df=config.samples - 1))
     scale = config.interval_scale if config.interval_scale is not None else prior.config.get("interval_scale", 1.0)
-    posterior_sigma = scale * samples.std(0, ddof=1) * np.sqrt(1.0 + 1.0 / config.samples)
-    sensor_sigma = config.sensor_sigma_at_1m * raw_depth**2
+    reach_weight = config.interval_reach_weight
+    if reach_weight is None:
+        reach_weight = prior.config.get("interval_reach_weight", 0.0)
     depth = np.where(observed, raw_depth, samples.mean(0))
+    posterior_sigma = scale * hole_sigma(samples, depth, hole_reach(raw_depth), reach_weight)
+    sensor_sigma = config.sensor_sigma_at_1m * raw_depth**2
     sigma = np.where(observed, sensor_sigma, posterior_sigma)
-    half = np.where(observed, stats.norm.ppf(0.5 + config.interval / 2), z) * sigma
+    z = np.where(
+        observed, stats.norm.ppf(0.5 + config.interval / 2), interval_quantile(config.interval, config.samples)
+    )
+    half = z * sigma
     confidence = confidence_from_sigma(sigma, depth, config.relative_tolerance)
     return Refinement(
         depth=depth.astype(np.float32),

@@ -79,6 +79,21 @@ def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and first["commit"] in note
 
 
+def test_a_store_outside_the_workdir_carries_runs_to_a_fresh_machine(
+    tmp_path: Path, fake_harness: list[list[str]]
+) -> None:
+    """A grid longer than a session keeps its results in the repository (`--store`) while each fresh machine has a
+    new workdir: a run stored there is reused from another workdir, and its log stays out of the store. Catches a
+    `--store` that is ignored (results back under the workdir, lost with the machine) or logs committed with the
+    results."""
+    view, store = _view(tmp_path), tmp_path / "store"
+    spec = RunSpec("diffnerf-no-prior", "room1", "few3", view, tmp_path / "ref.npy", None, 0)
+    assert not Bench(workdir=tmp_path / "machine1", store=store, iterations=10).run(spec)["reused"]
+    assert Bench(workdir=tmp_path / "machine2", store=store, iterations=10).run(spec)["reused"]
+    assert len(fake_harness) == 1 and len(list(store.rglob("*.json"))) == 1 and not list(store.rglob("*.log"))
+    assert list((tmp_path / "machine1" / "logs").rglob("*.log")) and not (tmp_path / "machine2" / "runs").exists()
+
+
 def test_redone_refinement_keeps_the_runs_that_never_read_it(tmp_path: Path, fake_harness: list[list[str]]) -> None:
     """Catches the key that hashed the view's top-level files, so a refinement re-stamped after a code change
     discarded every stored run on the view, raw-depth ones included (it did, once); and a key that ignores the
@@ -141,6 +156,7 @@ def test_printed_command_rebuilds_the_same_benchmark() -> None:
         dense_pose_refinement="off",
         few_view_pose_refinement="SO3xR3",
         regulariser_every_n_steps=4,
+        store=Path("benchmarks/results/nerf_runs"),
     )
     argv = shlex.split(bench.command())
     assert argv[:3] == ["python", "-m", "benchmarks.bench_nerf"]

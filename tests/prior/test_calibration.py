@@ -8,8 +8,25 @@ import pytest
 from diffnerf_ns.prior import calibration
 from diffnerf_ns.prior.calibration import interval_scale
 from diffnerf_ns.prior.model import RGBDPrior
-from diffnerf_ns.prior.refine import RefineConfig, Refinement, confidence_from_sigma, refine_depth
+from diffnerf_ns.prior.refine import (
+    RefineConfig,
+    Refinement,
+    confidence_from_sigma,
+    hole_reach,
+    hole_sigma,
+    interval_quantile,
+    refine_depth,
+)
 from diffnerf_ns.prior.sources import synthetic_room_frames
+
+
+def draws_with_half_width(depth: np.ndarray, half: np.ndarray, config: RefineConfig) -> np.ndarray:
+    """(samples, H, W) draws around `depth` whose spread states exactly `half` as the interval's half-width."""
+    n = config.samples
+    pattern = np.resize([-1.0, 1.0], n)
+    pattern /= pattern.std(ddof=1)
+    sigma = half / (interval_quantile(config.interval, n) * np.sqrt(1 + 1 / n))
+    return depth[None] + pattern[:, None, None] * sigma[None]
 
 
 def test_interval_scale_is_the_factor_that_restores_coverage() -> None:
@@ -76,22 +93,88 @@ def test_fit_uses_only_the_named_sources_and_reports_all(monkeypatch: pytest.Mon
     shape = (8, 8)
 
     def fake_refine(prior, rgb, raw, config):
-        assert config.interval_scale == 1.0  # fitting needs the uncalibrated spread
+        assert config.interval_scale == 1.0 and config.interval_reach_weight == 0.0  # fitting needs the raw spread
         k = float(rgb.mean())
         half = np.full(shape, 0.1)
         errors = k * half * np.linspace(0.01, 1.0, raw.size).reshape(shape)  # ratios spread over (0, k]
-        return Refinement(np.ones(shape) + errors, np.ones(shape) - half, np.ones(shape) + half, half, half, half)
+        depth = np.ones(shape) + errors
+        return Refinement(depth, depth - half, depth + half, half, half, draws_with_half_width(depth, half, config))
 
     monkeypatch.setattr(calibration, "refine_depth", fake_refine)
     raw, truth = np.zeros(shape), np.ones(shape)
     sources = {"synthetic": [(np.full(shape, 2.0), raw, truth)], "real": [(np.full(shape, 0.5), raw, truth)] * 3}
-    fit = calibration.fit_interval_scale(None, sources, RefineConfig(), fit_on=["synthetic"])
+    fit = calibration.fit_intervals(None, sources, RefineConfig(), fit_on=["synthetic"])
     assert fit.scale == pytest.approx(1.8, abs=0.05)  # the 90% quantile of ratios uniform on (0, 2]
     assert fit.after == pytest.approx({"synthetic": 0.9, "real": 1.0}, abs=0.03)
     assert fit.before["synthetic"] == pytest.approx(0.5, abs=0.03) and fit.pixels == {"synthetic": 64, "real": 192}
-    both = calibration.fit_interval_scale(None, sources, RefineConfig())  # each source weighs the same
+    both = calibration.fit_intervals(None, sources, RefineConfig())  # each source weighs the same
     assert both.scale == pytest.approx(1.6, abs=0.05) and np.mean(list(both.after.values())) == pytest.approx(
         0.9, abs=0.02
     )
     with pytest.raises(ValueError, match="fit_on"):
-        calibration.fit_interval_scale(None, sources, RefineConfig(), fit_on=["nyu"])
+        calibration.fit_intervals(None, sources, RefineConfig(), fit_on=["nyu"])
+    with pytest.raises(ValueError, match="two sources"):  # one source cannot separate scale and reach weight
+        calibration.fit_intervals(None, sources, RefineConfig(), ["synthetic"], reach_weights=(0.0, 0.01))
+
+
+def test_hole_sigma_adds_depth_times_reach_in_quadrature() -> None:
+    """Two draws 0.2 m apart at 2 m, 10 px into a hole, weight 0.01: sigma = hypot(spread, 0.01 x 2 x 10), and the
+    spread alone at weight 0. Catches the reach term added linearly, without the depth factor, or replacing the
+    spread; `hole_reach` must be 0 at measured pixels and count pixels to the nearest one."""
+    samples = np.array([[1.9], [2.1]])
+    spread = np.std(samples, ddof=1) * np.sqrt(1.5)
+    assert hole_sigma(samples, np.array([2.0]), np.array([0.0]), 0.01)[0] == pytest.approx(spread)
+    assert hole_sigma(samples, np.array([2.0]), np.array([10.0]), 0.01)[0] == pytest.approx(np.hypot(spread, 0.2))
+    raw = np.ones((5, 9))
+    raw[:, 2:] = 0.0
+    np.testing.assert_array_equal(hole_reach(raw)[2], [0, 0, 1, 2, 3, 4, 5, 6, 7])
+
+
+def test_refinement_applies_the_priors_reach_weight_in_holes_only() -> None:
+    """A prior saved with interval_reach_weight w widens each hole pixel's half-width to
+    hypot(plain, z x w x depth x distance to the nearest measurement); observed pixels keep the sensor's. Catches a
+    stored weight that is never read, a distance measured on the wrong mask, or a width that ignores depth."""
+    frame = next(iter(synthetic_room_frames(1, 48, 36, seed=7)))
+    raw = frame.depth.copy()
+    raw[10:20, 10:30] = 0.0
+    config = RefineConfig(steps=2, samples=2, overlap=4)
+    prior = RGBDPrior.create(16, (16, 32), 1, False)
+    plain = refine_depth(prior, frame.rgb, raw, config)
+    prior.register_to_config(interval_reach_weight=0.01)
+    wide = refine_depth(prior, frame.rgb, raw, config)
+    holes = raw <= 0
+    z = interval_quantile(config.interval, config.samples)
+    expected = np.hypot((plain.upper - plain.lower) / 2, z * 0.01 * plain.depth * hole_reach(raw))
+    np.testing.assert_allclose(((wide.upper - wide.lower) / 2)[holes], expected[holes], rtol=1e-4, atol=1e-6)
+    assert ((wide.upper - wide.lower) / 2)[15, 20] > 3 * ((plain.upper - plain.lower) / 2)[15, 20]  # 5 px deep
+    np.testing.assert_array_equal(wide.upper[~holes], plain.upper[~holes])
+
+
+def test_fit_finds_the_reach_weight_that_serves_both_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Errors grow with depth x distance into the hole (weight 0.004) on top of the spread. One source has narrow
+    holes, the other wide ones, so the spread alone covers them unequally; fitting on both must pick 0.004 and put
+    each at 90%. Catches candidates that are never tried, a weight applied on half-widths in one place and sigmas
+    in another, or the best candidate taken as the worst."""
+    true_weight = 0.004
+    rng = np.random.default_rng(3)
+
+    def fake_refine(prior, rgb, raw, config):
+        depth = np.full(raw.shape, 3.0)
+        sigma = np.hypot(0.01, true_weight * depth * hole_reach(raw))
+        z = interval_quantile(config.interval, config.samples)
+        errors = np.abs(rng.normal(0.0, 1.0, raw.shape)) * sigma * z / 1.6449  # 90% within z x sigma
+        samples = draws_with_half_width(depth + errors, np.full(raw.shape, 0.01 * z), config)
+        return Refinement(depth + errors, depth, depth, sigma, sigma, samples)
+
+    monkeypatch.setattr(calibration, "refine_depth", fake_refine)
+    narrow, wide = np.ones((60, 60)), np.ones((60, 60))
+    narrow[:, ::4] = 0.0  # one-pixel-wide holes
+    wide[10:50, 10:50] = 0.0  # up to 20 px deep
+    truth = np.full((60, 60), 3.0)
+    rgb = np.zeros((60, 60, 3))
+    sources = {"narrow": [(rgb, narrow, truth)] * 4, "wide": [(rgb, wide, truth)]}
+    spread_only = calibration.fit_intervals(None, sources, RefineConfig())
+    assert spread_only.after["wide"] - spread_only.after["narrow"] < -0.05  # the spread alone cannot serve both
+    fit = calibration.fit_intervals(None, sources, RefineConfig(), reach_weights=(0.0, 0.001, 0.004, 0.016))
+    assert fit.reach_weight == 0.004 and fit.scale == pytest.approx(1.0, abs=0.05)
+    assert fit.after == pytest.approx({"narrow": 0.9, "wide": 0.9}, abs=0.02)

@@ -18,7 +18,7 @@ from data_converters.nerfstudio_scene import RGBDFrame, write_scene
 from data_converters.synthetic.demo_scene import scaled_intrinsics
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.prior import cli as prior_cli
-from diffnerf_ns.prior.calibration import fit_interval_scale
+from diffnerf_ns.prior.calibration import fit_intervals
 from diffnerf_ns.prior.cli import Command
 from diffnerf_ns.prior.fallback import ensure_scene_prior
 from diffnerf_ns.prior.model import RGBDPrior
@@ -281,7 +281,7 @@ def test_intervals_calibrated_off_benchmark_cover_85_to_95_percent(prior) -> Non
     calibration = [
         (f.rgb, f.raw, f.depth) for f in synthetic_room_frames(3, WIDTH, HEIGHT, seed=3, noise_model=KinectNoiseModel())
     ]
-    fit = fit_interval_scale(prior, {"seed 3": calibration}, SAMPLING)
+    fit = fit_intervals(prior, {"seed 3": calibration}, SAMPLING)
     scale, before, pixels = fit.scale, fit.before["seed 3"], fit.pixels["seed 3"]
     errors, halves, _ = _hole_errors_and_confidence(prior, 8, replace(SAMPLING, interval_scale=scale))
     coverage = float((errors <= halves).mean())
