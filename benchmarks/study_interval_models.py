@@ -13,7 +13,8 @@ pair whose worse source comes closest to 90%, `diffnerf_ns.prior.calibration.bes
   model refinement uses).
 Each model is judged by the coverage on both sources and by whether its sigma still ranks the errors (Spearman
 correlation; the depth loss trusts a pixel by its sigma, so a model that covers by flattening sigma is worse).
-A breakdown by true depth shows where the prior's calibration misses. Writes a markdown report.
+Breakdowns by true depth, by distance into the hole and by frame show where the prior's calibration misses, and
+how much of it is gross errors (off by more than `gross` of the true depth). Writes a markdown report.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class Study(Calibrate):
     """Constant floors (metres of sigma) tried."""
     relative_floors: tuple[float, ...] = (0.0025, 0.005, 0.01, 0.02, 0.05, 0.1)
     """Floors proportional to the filled depth (sigma per metre of depth) tried."""
+    gross: float = 0.2
+    """Relative error (|error| / true depth) above which a filled pixel counts as a gross error."""
     report: Path = Path("benchmarks/results/interval_models.md")
 
 
@@ -54,6 +57,8 @@ class HolePixels:
     draws: HoleDraws
     ranges: np.ndarray
     """`hole_depth_range` at the pixel."""
+    frame: np.ndarray
+    """Index of the pixel's frame in the source."""
 
 
 def hole_depth_range(raw_depth: np.ndarray, ring: int = 2) -> np.ndarray:
@@ -74,7 +79,18 @@ def hole_pixels(prior: RGBDPrior, frames: list[tuple[np.ndarray, ...]], study: S
     """The calibration's hole draws of the source's frames, and the depth range around each of their holes."""
     sampling = replace(study.sampling, interval_scale=1.0, interval_reach_weight=0.0)
     ranges = [hole_depth_range(raw)[(raw <= 0) & (truth > 0)] for _, raw, truth in frames]
-    return HolePixels(hole_draws(prior, frames, sampling), np.concatenate(ranges))
+    frame = [np.full(r.size, i) for i, r in enumerate(ranges)]
+    return HolePixels(hole_draws(prior, frames, sampling), np.concatenate(ranges), np.concatenate(frame))
+
+
+def breakdown(values: np.ndarray, bins: list[float], covered: np.ndarray) -> list[str]:
+    """Per bin of `values`: the share of pixels in it / the share of those the interval covers."""
+    cells = []
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        inside = (values >= lo) & (values < hi)
+        coverage = f"{100 * covered[inside].mean():.0f}%" if inside.any() else "—"
+        cells.append(f"{100 * inside.mean():.0f}% / {coverage}")
+    return cells
 
 
 Model = Callable[[HolePixels, float], np.ndarray]
@@ -132,17 +148,24 @@ def main(study: Study) -> None:
             + f" | {p90 / p10:.1f} |"
         )
     shipped = prior.config.get("interval_scale", 1.0), prior.config.get("interval_reach_weight", 0.0)
-    bins = [0.0, 1.0, 1.5, 2.5, 3.5, 100.0]
-    breakdown = []
+    bins, reach_bins = [0.0, 1.0, 1.5, 2.5, 3.5, 100.0], [0.0, 2.0, 5.0, 10.0, 20.0, np.inf]
+    by_depth, by_reach, by_frame = [], [], []
     for n, s in sources.items():
         d = s.draws
-        half = z * shipped[0] * d.sigma(shipped[1])
-        cells = []
-        for lo, hi in zip(bins[:-1], bins[1:], strict=True):
-            inside = (d.truth >= lo) & (d.truth < hi)
-            covered = (d.errors[inside] <= half[inside]).mean() if inside.any() else float("nan")
-            cells.append(f"{100 * inside.mean():.0f}% / {100 * covered:.0f}%")
-        breakdown.append(f"| {n} | " + " | ".join(cells) + " |")
+        covered = d.errors <= z * shipped[0] * d.sigma(shipped[1])
+        gross = d.errors > study.gross * d.truth
+        by_depth.append(f"| {n} | " + " | ".join(breakdown(d.truth, bins, covered)) + " |")
+        by_reach.append(f"| {n} | " + " | ".join(breakdown(d.reach, reach_bins, covered)) + " |")
+        for i in np.unique(s.frame):
+            f, g = s.frame == i, gross & (s.frame == i)
+            by_frame.append(
+                f"| {n} | {i} | {f.sum()} | {100 * covered[f].mean():.0f}% | {100 * g.sum() / f.sum():.0f}% | "
+                + (
+                    f"{100 * covered[g].mean():.0f}% | {100 * (d.reach[g] <= 5).mean():.0f}% |"
+                    if g.any()
+                    else "— | — |"
+                )
+            )
     minutes = (time.perf_counter() - started) / 60
     lines = [
         *report_head(
@@ -163,11 +186,23 @@ def main(study: Study) -> None:
         *rows,
         "",
         f"Where the prior's calibration (interval_scale {shipped[0]:g}, interval_reach_weight {shipped[1]:g}) misses, "
-        "by true depth: share of the source's hole pixels / coverage.",
+        "by true depth and by distance to the nearest measured pixel: share of the source's hole pixels / coverage.",
         "",
         "| source | " + " | ".join(f"{lo:g}-{hi:g} m" for lo, hi in zip(bins[:-1], bins[1:], strict=True)) + " |",
         "|---|" + "---:|" * (len(bins) - 1),
-        *breakdown,
+        *by_depth,
+        "",
+        "| source | "
+        + " | ".join(f"{lo:g}-{hi:g} px" for lo, hi in zip(reach_bins[:-1], reach_bins[1:], strict=True))
+        + " |",
+        "|---|" + "---:|" * (len(reach_bins) - 1),
+        *by_reach,
+        "",
+        f"By frame; gross: off by more than {100 * study.gross:.0f}% of the true depth.",
+        "",
+        "| source | frame | hole px | coverage | gross errors | their coverage | of them <= 5 px from a measurement |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *by_frame,
     ]
     study.report.parent.mkdir(parents=True, exist_ok=True)
     study.report.write_text("\n".join(lines) + "\n")

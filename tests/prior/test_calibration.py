@@ -52,17 +52,25 @@ def test_confidence_falls_as_spread_grows() -> None:
     assert confidence_from_sigma(np.array([0.06]), np.array([2.0]), 0.03)[0] == pytest.approx(0.5)
 
 
-def test_refinement_applies_the_priors_interval_scale_in_holes_only() -> None:
-    """A prior saved with interval_scale 2 states intervals twice as wide in holes, and observed pixels keep
-    the sensor's. Catches a stored scale that is never read, or one that also widens measured pixels."""
+SMALL = RefineConfig(steps=2, samples=2, overlap=4)
+
+
+def _refined_before_and_after(**calibration: float) -> tuple[np.ndarray, Refinement, Refinement]:
+    """A synthetic frame with a 10 x 20 px hole, refined by an untrained prior before and after `calibration` is
+    stored in its config: (raw depth, plain, calibrated)."""
     frame = next(iter(synthetic_room_frames(1, 48, 36, seed=7)))
     raw = frame.depth.copy()
     raw[10:20, 10:30] = 0.0
-    config = RefineConfig(steps=2, samples=2, overlap=4)
     prior = RGBDPrior.create(16, (16, 32), 1, False)
-    plain = refine_depth(prior, frame.rgb, raw, config)
-    prior.register_to_config(interval_scale=2.0)
-    wide = refine_depth(prior, frame.rgb, raw, config)
+    plain = refine_depth(prior, frame.rgb, raw, SMALL)
+    prior.register_to_config(**calibration)
+    return raw, plain, refine_depth(prior, frame.rgb, raw, SMALL)
+
+
+def test_refinement_applies_the_priors_interval_scale_in_holes_only() -> None:
+    """A prior saved with interval_scale 2 states intervals twice as wide in holes, and observed pixels keep
+    the sensor's. Catches a stored scale that is never read, or one that also widens measured pixels."""
+    raw, plain, wide = _refined_before_and_after(interval_scale=2.0)
     holes = raw <= 0
     widths = (wide.upper - wide.lower)[holes], 2 * (plain.upper - plain.lower)[holes]
     np.testing.assert_allclose(*widths, rtol=1e-4, atol=1e-6)  # bounds are float32 metres: ~2e-7 rounding each
@@ -134,16 +142,9 @@ def test_refinement_applies_the_priors_reach_weight_in_holes_only() -> None:
     """A prior saved with interval_reach_weight w widens each hole pixel's half-width to
     hypot(plain, z x w x depth x distance to the nearest measurement); observed pixels keep the sensor's. Catches a
     stored weight that is never read, a distance measured on the wrong mask, or a width that ignores depth."""
-    frame = next(iter(synthetic_room_frames(1, 48, 36, seed=7)))
-    raw = frame.depth.copy()
-    raw[10:20, 10:30] = 0.0
-    config = RefineConfig(steps=2, samples=2, overlap=4)
-    prior = RGBDPrior.create(16, (16, 32), 1, False)
-    plain = refine_depth(prior, frame.rgb, raw, config)
-    prior.register_to_config(interval_reach_weight=0.01)
-    wide = refine_depth(prior, frame.rgb, raw, config)
+    raw, plain, wide = _refined_before_and_after(interval_reach_weight=0.01)
     holes = raw <= 0
-    z = interval_quantile(config.interval, config.samples)
+    z = interval_quantile(SMALL.interval, SMALL.samples)
     expected = np.hypot((plain.upper - plain.lower) / 2, z * 0.01 * plain.depth * hole_reach(raw))
     np.testing.assert_allclose(((wide.upper - wide.lower) / 2)[holes], expected[holes], rtol=1e-4, atol=1e-6)
     assert ((wide.upper - wide.lower) / 2)[15, 20] > 3 * ((plain.upper - plain.lower) / 2)[15, 20]  # 5 px deep
