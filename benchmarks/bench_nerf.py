@@ -154,10 +154,11 @@ class Bench:
         if cached is not None:
             return {**cached, "reused": True}
         out.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out)]
+        trained = self.workdir / "train" / out.relative_to(self.runs_dir()).with_suffix("")  # not in the store
+        cmd = [sys.executable, "-m", "benchmarks.nerf_harness", *args, "--out", str(out), "--run-dir", str(trained)]
         name = spec.label or spec.method
         print(f"[{time.strftime('%H:%M:%S')}] {spec.scene}/{spec.setting}: {name} (seed {spec.seed})", flush=True)
-        log = self.workdir / "logs" / out.relative_to(self.runs_dir()).with_suffix(".log")
+        log = trained.with_suffix(".log")
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("w") as f:
             done = subprocess.run(cmd, env=self.env(threads=1), stdout=f, stderr=subprocess.STDOUT)

@@ -40,7 +40,7 @@ from diffnerf_ns.prior.refine import RefineConfig
 class Calibrate:
     prior: Path
     frames: int = 8
-    """Synthetic calibration rooms (one view each). Coverage varies widely from room to room (52-97% per room under
+    """Synthetic calibration rooms (one view each). Coverage varies widely from room to room (59-97% per room under
     one fit with the shipped prior), so a fit on 2 rooms did not carry to the benchmark's held-out rooms (76%)."""
     width: int = 640
     height: int = 480

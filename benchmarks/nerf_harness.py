@@ -258,6 +258,9 @@ class RunArgs:
     scene: Path
     out: Path
     """JSON file for the result."""
+    run_dir: Path | None = None
+    """Folder for nerfstudio's outputs (config, checkpoint); default `<out's folder>/runs/<out's stem>`. The
+    benchmark puts them under its workdir, so a result store in the repository holds only the JSONs."""
     prior: Path | None = None
     few_view: bool = False
     """Use the few-view preset of diffnerf (diffnerf-few-view) for the diffnerf variants."""
@@ -328,7 +331,7 @@ class RunArgs:
         config = configure_run(
             self.overridden(method_config(self.method, self.prior, self.few_view)),
             self.scene,
-            self.out.parent / "runs" / self.out.stem,
+            self.run_dir or self.out.parent / "runs" / self.out.stem,
             self.iterations,
             self.rays_per_batch,
             small=self.small,
