@@ -252,12 +252,11 @@ def hole_reach(raw_depth: np.ndarray) -> np.ndarray:
 
 def hole_sigma(samples: np.ndarray, depth: np.ndarray, reach: np.ndarray, reach_weight: float) -> np.ndarray:
     """The uncalibrated sigma of a filled pixel, from its (samples, ...) depth draws: their spread as one more
-    draw's, in quadrature with `reach_weight * depth * reach`. Why the second term: a few samples of an
-    under-trained prior, all started from one classical fill, agree deep inside a wide hole far more than their
-    error does, and any fill's error grows with depth and with the distance to the nearest measurement. With the
-    spread alone no single factor served both calibration sources (90% on the synthetic rooms left 98.7% on the
-    real validation frames); with both terms fitted it serves both and ranks the errors better
-    (`benchmarks/results/interval_models.md`)."""
+    draw's, in quadrature with `reach_weight * depth * reach`. Why the second term: any fill's error grows with
+    depth and with the distance to the nearest measurement, and a few samples that all start from one classical
+    fill do not show it. With the spread alone no single factor served both calibration sources (90% on the
+    synthetic rooms left 98.4% on the real validation frames); with both terms fitted, both are within 85-95% and
+    sigma ranks the errors better (`benchmarks/results/interval_models.md`)."""
     n = samples.shape[0]
     spread = samples.std(0, ddof=1) * np.sqrt(1.0 + 1.0 / n)
     return np.hypot(spread, reach_weight * depth * reach)
