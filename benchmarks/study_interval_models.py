@@ -104,6 +104,14 @@ MODELS: dict[str, Model] = {
 }
 
 
+def model_ratios(
+    sources: dict[str, HolePixels], model: Model, constants: tuple[float, ...], z: float
+) -> dict[float, dict[str, np.ndarray]]:
+    """Per candidate constant and source, |error| / the model's half-width at scale 1 (z sigmas), as
+    `best_constant` takes them."""
+    return {c: {n: s.draws.errors / np.maximum(z * model(s, c), 1e-9) for n, s in sources.items()} for c in constants}
+
+
 def main(study: Study) -> None:
     torch.set_num_threads(study.threads)
     prior = RGBDPrior.from_pretrained(study.prior, device=default_device())
@@ -132,9 +140,7 @@ def main(study: Study) -> None:
     ]
     for label, key, fit_on, constants in runs:
         model = MODELS[key]
-        ratios = {
-            c: {n: s.draws.errors / np.maximum(z * model(s, c), 1e-9) for n, s in sources.items()} for c in constants
-        }
+        ratios = model_ratios(sources, model, constants, z)
         constant, scale, coverage = best_constant(ratios, fit_on, study.sampling.interval)
         sigma = {n: scale * model(s, constant) for n, s in sources.items()}
         spread_all = np.concatenate(list(sigma.values()))
