@@ -99,7 +99,8 @@ def main(run: Calibrate) -> None:
     synthetic = next(iter(sources))
     started = time.perf_counter()
     fit_on = list(sources) if run.fit_real else [synthetic]
-    fit = fit_intervals(prior, sources, run.sampling, fit_on, run.reach_weights if len(fit_on) > 1 else (0.0,))
+    candidates = run.reach_weights if len(fit_on) > 1 else (0.0,)
+    fit = fit_intervals(prior, sources, run.sampling, fit_on, candidates)
     minutes = (time.perf_counter() - started) / 60
     index_path = run.prior / "model_index.json"
     index = json.loads(index_path.read_text())
@@ -120,7 +121,7 @@ def main(run: Calibrate) -> None:
         ),
         "",
         f"Fitted: interval_scale **{fit.scale:.3f}**, interval_reach_weight **{fit.reach_weight:g}** (of "
-        f"{', '.join(f'{w:g}' for w in (run.reach_weights if len(fit_on) > 1 else (0.0,)))}). The mean coverage over "
+        f"{', '.join(f'{w:g}' for w in candidates)}). The mean coverage over "
         f"the sources fitted on is {100 * run.sampling.interval:.0f}% by construction; the reach weight is the one "
         "whose worse fitted source comes closest to it. Coverage before: scale 1, the samples' spread alone.",
         "",

@@ -71,14 +71,18 @@ def best_constant(
 
 @dataclass(frozen=True)
 class HoleDraws:
-    """One source's pixels to fill (raw 0, truth valid) under an uncalibrated refinement: each pixel's |error|,
-    its (samples, pixels) draws, filled depth and distance to the nearest measurement, and the truth."""
+    """One source's pixels to fill (raw 0, truth valid) under an uncalibrated refinement: each pixel's
+    (samples, pixels) draws, filled depth, distance to the nearest measurement and truth."""
 
-    errors: np.ndarray
     samples: np.ndarray
     depth: np.ndarray
     reach: np.ndarray
     truth: np.ndarray
+
+    @property
+    def errors(self) -> np.ndarray:
+        """|filled depth - truth|."""
+        return np.abs(self.depth - self.truth)
 
     def sigma(self, reach_weight: float) -> np.ndarray:
         """The uncalibrated hole sigma at these pixels for a reach weight."""
@@ -94,15 +98,7 @@ def hole_draws(
     for rgb, raw, truth in frames:
         result = refine_depth(prior, rgb, raw, config)
         holes = (raw <= 0) & (truth > 0)
-        parts.append(
-            (
-                np.abs(result.depth - truth)[holes],
-                result.samples[:, holes],
-                result.depth[holes],
-                hole_reach(raw)[holes],
-                truth[holes],
-            )
-        )
+        parts.append((result.samples[:, holes], result.depth[holes], hole_reach(raw)[holes], truth[holes]))
     if not parts:
         raise ValueError("a calibration source needs at least one frame")
     columns = [np.concatenate(column, axis=-1).astype(np.float64) for column in zip(*parts, strict=True)]

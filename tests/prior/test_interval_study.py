@@ -29,7 +29,7 @@ def _pixels(errors: np.ndarray, span: np.ndarray) -> HolePixels:
     """Hole pixels at 1 m whose two draws state sigma 1 from their spread, with the given errors and ranges."""
     n = errors.size
     draws = np.stack([np.full(n, 1 - 1 / np.sqrt(3)), np.full(n, 1 + 1 / np.sqrt(3))])  # spread sigma exactly 1
-    return HolePixels(HoleDraws(errors, draws, np.ones(n), np.zeros(n), np.ones(n)), span, np.zeros(n, int))
+    return HolePixels(HoleDraws(draws, 1 + errors, np.zeros(n), np.ones(n)), span, np.zeros(n, int))
 
 
 def test_fit_finds_the_range_weight_that_serves_edge_and_interior_holes() -> None:
