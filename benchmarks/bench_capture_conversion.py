@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import tyro
 
+from data_converters import trajectory_scale
 from data_converters.capture import Capture
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.redwood import read_redwood
@@ -51,20 +52,9 @@ def poses_by_source(scene: Path) -> dict[str, np.ndarray]:
 
 def depth_disagreement(capture: Capture, a: int, b: int, pa: np.ndarray, pb: np.ndarray) -> float:
     """Median |depth(b) - depth(a) reprojected into b| in metres, on pixels both frames measure."""
-    K, da, db = capture.K, capture.load_depth_m(capture.frames[a]), capture.load_depth_m(capture.frames[b])
-    v, u = np.nonzero(da[::2, ::2] > 0)
-    v, u = v * 2, u * 2
-    z = da[v, u]
-    q = (
-        np.linalg.inv(pb)
-        @ pa
-        @ np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)])
+    return trajectory_scale.depth_disagreement(
+        capture.K, capture.load_depth_m(capture.frames[a]), capture.load_depth_m(capture.frames[b]), pa, pb
     )
-    ub = np.round(K[0, 0] * q[0] / q[2] + K[0, 2]).astype(int)
-    vb = np.round(K[1, 1] * q[1] / q[2] + K[1, 2]).astype(int)
-    ok = (q[2] > 0) & (ub >= 0) & (ub < capture.width) & (vb >= 0) & (vb < capture.height)
-    seen, pred = db[vb[ok], ub[ok]], q[2][ok]
-    return float(np.median(np.abs(seen[seen > 0] - pred[seen > 0])))
 
 
 PREVIOUS_TRACKER = PoseConfig(depth_max=8.0, terms=("hybrid",), feature_init=False)

@@ -25,6 +25,7 @@ from benchmarks.bench_capture_conversion import FIXTURES, depth_disagreement, po
 from data_converters.capture import Capture
 from data_converters.convert import ConvertOptions, convert_capture
 from data_converters.layouts.threedmatch import read_threedmatch
+from data_converters.trajectory_scale import best_scale, scaled
 from diffnerf_ns.metrics import path_length_ratio
 
 
@@ -39,27 +40,10 @@ class Study:
     report: Path = Path("benchmarks/results/trajectory_scale.md")
 
 
-def scaled(c2w: np.ndarray, s: float) -> np.ndarray:
-    """The trajectory with every camera's offset from the first camera scaled by s (rotations kept)."""
-    out = c2w.copy()
-    out[:, :3, 3] = c2w[0, :3, 3] + s * (c2w[:, :3, 3] - c2w[0, :3, 3])
-    return out
-
-
 def agreement(capture: Capture, idx: list[int], c2w: np.ndarray, gap: int) -> float:
     """Mean over frame pairs `gap` apart of the median |depth disagreement| (m) under the poses `c2w`."""
     pairs = [(a, a + gap) for a in range(0, len(idx) - gap, 5)]
     return float(np.mean([depth_disagreement(capture, idx[a], idx[b], c2w[a], c2w[b]) for a, b in pairs]))
-
-
-def best_scale(curve: dict[float, float]) -> float:
-    """The minimum of a parabola through the best sampled scale and its neighbours (the grid's step is coarse)."""
-    s = sorted(curve)
-    k = min(range(len(s)), key=lambda i: curve[s[i]])
-    if k in (0, len(s) - 1):
-        return s[k]
-    (x1, x2), (y0, y1, y2) = s[k : k + 2], (curve[s[k - 1]], curve[s[k]], curve[s[k + 1]])
-    return float(x1 - 0.5 * (x2 - x1) * (y2 - y0) / (y2 - 2 * y1 + y0))
 
 
 def run(study: Study, work: Path) -> str:

@@ -28,6 +28,7 @@ from data_converters.depth_alignment import estimate_depth_offset, shift_depth
 from data_converters.depth_camera import estimate_depth_camera
 from data_converters.nerfstudio_scene import RGBDFrame, to_nerfstudio_intrinsics, write_scene
 from data_converters.poses import PoseConfig, Trajectory, estimate_trajectory
+from data_converters.trajectory_scale import check_trajectory_scale, scaled
 
 LOG = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ ONE_SHIFT_HINT = (
 """Said where one shift does not fit (edges past the search window, frames disagreeing) and none was applied."""
 MIN_APPLIED_OFFSET_PX = 0.5
 """Smallest measured offset that is corrected: below it the whole-pixel shift rounds to zero anyway."""
+TRAJECTORY_SCALE_WARNING = 0.05
+"""A firm path-scale check further than this from 1 warns (SUN3D fragment 1's given poses: 0.94)."""
 
 
 @dataclass
@@ -81,6 +84,12 @@ class ConvertOptions:
     metadata.json's `depth_alignment` records the measurement and the decision."""
     alignment_frames: int = 40
     """Frames (spread evenly over the capture) the misalignment is measured on."""
+    trajectory_scale: Literal["measure", "apply", "off"] = "measure"
+    """Whether the poses agree in scale with the depth (`trajectory_scale.check_trajectory_scale`, 1-3 s
+    per sequence): 'measure' records the path factor the depth agrees with best and warns where it firmly differs
+    from 1 by more than 5%; 'apply' also rescales each sequence's camera path by it where the check is firm (poses
+    off in scale cost a depth-supervised NeRF its colour); 'off' skips it. metadata.json's `trajectory_scale`
+    records it."""
     given_intrinsics: Literal["colour", "depth"] = "colour"
     """Which camera the capture's intrinsics describe. 7-Scenes ships none, and the 585 px usually taken for it
     are its depth camera's (its colour camera's are about 525 px). With 'depth' (needs depth_alignment='camera')
@@ -315,6 +324,42 @@ def _depth_camera(capture: Capture, picks: list[CaptureFrame], given: str) -> _A
     return _Alignment(record, lambda depth: camera.register(depth, capture.K), K)
 
 
+def _trajectory_scale(
+    capture: Capture, frames: list[CaptureFrame], poses: dict[str, np.ndarray], mode: str, align: DepthAlign
+) -> dict:
+    """Check each sequence's path scale against its depth; with mode 'apply', rescale `poses` in place where the
+    check is firm. Returns metadata.json's `trajectory_scale`, per sequence."""
+    if mode == "off":
+        return {"mode": mode}
+    record: dict = {"mode": mode}
+    for group in capture.groups:
+        members = [f for f in frames if f.group == group]
+        if len(members) < 2:
+            continue
+        c2w = np.stack([poses[f.name] for f in members])
+        check = check_trajectory_scale(
+            capture.K, lambda i, members=members: _aligned(capture.load_depth_m(members[i]), align), c2w
+        )
+        off = check.firm and abs(check.scale - 1) > TRAJECTORY_SCALE_WARNING
+        applied = mode == "apply" and check.firm
+        if applied:
+            poses.update(zip([f.name for f in members], scaled(c2w, check.scale), strict=True))
+        elif off:
+            LOG.warning(
+                "%s%s: the depth agrees best with the camera path scaled by %.3f (%s): the poses look off in scale "
+                "(--options.trajectory-scale apply rescales them)",
+                capture.root,
+                f" {group}" if group else "",
+                check.scale,
+                check.reason,
+            )
+        record[group or "sequence"] = {
+            **check.as_dict(),
+            "decision": f"applied: path scaled by {check.scale:.4f}" if applied else "measured only",
+        }
+    return record
+
+
 def _aligned(depth: np.ndarray, align: DepthAlign) -> np.ndarray:
     return depth if align is None else align(depth)
 
@@ -379,6 +424,7 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         names = [n for members in per_group if members for n in _keyframes(members, poses, options.odometry)]
     by_name = {f.name: f for f in frames}
     written = [by_name[n] for n in names]
+    path_scale = _trajectory_scale(capture, written, poses, options.trajectory_scale, align)
     metadata = {
         "source": f"RGB-D capture, {capture.layout} layout",
         "source_path": str(Path(capture.root).resolve()),
@@ -393,6 +439,7 @@ def convert_capture(capture: Capture, out: Path, options: ConvertOptions | None 
         "dropped": dropped,
         "odometry": odometry,
         "depth_alignment": alignment,
+        "trajectory_scale": path_scale,
         "world": "the capture's world frame" if capture.has_poses else "first posed camera",
         "intrinsics": "nerfstudio pixel convention (pixel centres at +0.5)",
         "frames": [
