@@ -53,16 +53,23 @@ def prior_note(prior: Path) -> str:
 
 
 def reuse_note(runs: list[dict], where: Path) -> str:
-    """How many runs this invocation trained, and when and at which commit the reused ones were trained."""
-    reused = [r for r in runs if r.get("reused")]
+    """How many NeRF runs this invocation trained, and at which commits and when the reused ones were trained
+    (TSDF-fusion rows are computed each time and are not runs)."""
+    runs = [r for r in runs if "reused" in r]
+    reused = [r for r in runs if r["reused"]]
     note = (
         f"Runs: {len(runs) - len(reused)} trained by this invocation, {len(reused)} reused from earlier ones in "
         f"`{where}` (same harness flags and budget, input files, prior and package versions, and every project "
         "source the run imported unchanged)"
     )
     if reused:
-        origins = sorted({f"{r.get('commit', 'unknown commit')} ({r.get('finished', 'unknown date')})" for r in reused})
-        note += f", trained at {', '.join(origins)}"
+        by_commit: dict[str, list[str]] = {}
+        for r in reused:
+            by_commit.setdefault(r.get("commit", "unknown commit"), []).append(r.get("finished", "unknown date"))
+        origins = [
+            f"{commit} ({len(dates)} runs, {min(dates)} to {max(dates)})" for commit, dates in sorted(by_commit.items())
+        ]
+        note += f", trained at {'; '.join(origins)}"
     return note + ". Each result JSON carries its fingerprint, commit and the hashes of the sources it ran."
 
 

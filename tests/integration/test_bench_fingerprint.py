@@ -75,8 +75,9 @@ def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     monkeypatch.setattr(bench_nerf, "package_versions", lambda: {"torch": "another version"})
     assert not run()["reused"]
     assert len(fake_harness) == 6
-    note = reuse_note([first, {**first, "reused": True}], tmp_path)
-    assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and first["commit"] in note
+    tsdf_row = {"chamfer": 0.02, "f_score": 0.9}  # computed by every invocation: not a run, trained or reused
+    note = reuse_note([first, {**first, "reused": True}, tsdf_row], tmp_path)
+    assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and f"{first['commit']} (1 runs" in note
 
 
 def test_a_store_outside_the_workdir_carries_runs_to_a_fresh_machine(
