@@ -138,21 +138,19 @@ def check_trajectory_scale(K: np.ndarray, load_depth: Callable[[int], np.ndarray
         return ScaleCheck(1.0, float("nan"), float("nan"), 0.0, pairs, False, "no pair of frames sees the same surface")
     centre = min(coarse, key=lambda s: coarse[s] if np.isfinite(coarse[s]) else np.inf)
     ratio = COARSE_SCALES[1] / COARSE_SCALES[0]
-    fine = disagreement_curve(K, depths, c2w, [*np.geomspace(centre / ratio, centre * ratio, 9), 1.0])
-    at_one = fine.pop(1.0)
-    best = best_scale(fine)
-    best_value = disagreement_curve(K, depths, c2w, [best])[best]
+    best = best_scale(disagreement_curve(K, depths, c2w, np.geomspace(centre / ratio, centre * ratio, 9)))
+    at_one, best_value = (disagreement_curve(K, depths, c2w, [s])[s] for s in (1.0, best))
     sides = disagreement_curve(K, depths, c2w, [best / FIRMNESS_FACTOR, best * FIRMNESS_FACTOR])
     contrast = min(sides.values()) / best_value - 1
-    low, high = COARSE_SCALES[0] * FIRMNESS_FACTOR, COARSE_SCALES[-1] / FIRMNESS_FACTOR
-    if not low <= best <= high:
+    inside = COARSE_SCALES[0] * FIRMNESS_FACTOR <= best <= COARSE_SCALES[-1] / FIRMNESS_FACTOR
+    firm = inside and contrast >= MIN_CONTRAST
+    if not inside:
         reason = f"best scale {best:.3f} at the edge of the scan ({COARSE_SCALES[0]:g}-{COARSE_SCALES[-1]:g})"
-    elif not contrast >= MIN_CONTRAST:
+    elif not firm:
         reason = (
             f"the depth barely decides: disagreement rises {contrast:.1%} 20% either side of the best scale "
             f"(< {MIN_CONTRAST:.0%}; too little camera motion?)"
         )
     else:
         reason = f"disagreement rises {contrast:.0%} 20% either side of the best scale"
-    firm = reason.startswith("disagreement rises")
     return ScaleCheck(best, at_one, best_value, contrast, pairs, firm, reason)
