@@ -142,8 +142,8 @@ def check_trajectory_scale(K: np.ndarray, load_depth: Callable[[int], np.ndarray
     at_one, best_value = (disagreement_curve(K, depths, c2w, [s])[s] for s in (1.0, best))
     sides = disagreement_curve(K, depths, c2w, [best / FIRMNESS_FACTOR, best * FIRMNESS_FACTOR])
     contrast = min(sides.values()) / best_value - 1
-    inside = COARSE_SCALES[0] * FIRMNESS_FACTOR <= best <= COARSE_SCALES[-1] / FIRMNESS_FACTOR
-    firm = inside and contrast >= MIN_CONTRAST
+    inside = bool(COARSE_SCALES[0] * FIRMNESS_FACTOR <= best <= COARSE_SCALES[-1] / FIRMNESS_FACTOR)  # JSON: no numpy
+    firm = inside and bool(contrast >= MIN_CONTRAST)
     if not inside:
         reason = f"best scale {best:.3f} at the edge of the scan ({COARSE_SCALES[0]:g}-{COARSE_SCALES[-1]:g})"
     elif not firm:
