@@ -177,9 +177,11 @@ class Bench:
         """The run's harness flags, its result file and the fingerprint that names it.
 
         The fingerprint covers what the run depends on (harness flags and budget, the files the run reads, the
-        prior, the installed packages); the project sources it imports are checked separately (`cached`).
+        prior where the method reads it, the installed packages); the project sources it imports are checked
+        separately (`cached`).
         """
         method, scene, setting, view, reference, prior, seed, extra, label = spec
+        prior = prior if method in PRIOR_METHODS else None  # a run that never reads the prior outlives a new one
         args = [
             "--method",
             method,

@@ -80,6 +80,24 @@ def test_cached_runs_are_keyed_by_budget_inputs_prior_sources_and_packages(
     assert note.startswith("Runs: 1 trained by this invocation, 1 reused") and f"{first['commit']} (1 runs" in note
 
 
+def test_a_new_prior_retrains_only_the_runs_that_read_it(tmp_path: Path, fake_harness: list[list[str]]) -> None:
+    """Catches a key that hashes the prior into every run of a grid that has one: a new prior then discarded the
+    raw-depth rows too (depth-nerfacto, diffnerf-no-prior), which never read it, at the cost of half a grid; and a
+    key that drops the prior from a run that does read it."""
+    view, prior = _view(tmp_path), tmp_path / "prior"
+    prior.mkdir()
+    (prior / "weights.safetensors").write_bytes(b"v1")
+    bench = Bench(workdir=tmp_path / "work", iterations=10)
+    specs = [
+        RunSpec(m, "room1", "few3", view, tmp_path / "ref.npy", prior, 0)
+        for m in ("depth-nerfacto", "diffnerf-no-prior", "diffnerf-reg")
+    ]
+    assert not any(bench.run(s)["reused"] for s in specs)
+    assert not any("--prior" in call for call in fake_harness[:2]) and "--prior" in fake_harness[2]
+    (prior / "weights.safetensors").write_bytes(b"v2")
+    assert [bench.run(s)["reused"] for s in specs] == [True, True, False]
+
+
 def test_a_store_outside_the_workdir_carries_runs_to_a_fresh_machine(
     tmp_path: Path, fake_harness: list[list[str]]
 ) -> None:
