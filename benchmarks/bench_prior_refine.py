@@ -288,8 +288,10 @@ def main(bench: Bench) -> None:
             f"Command: `{shlex.join(['python', Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
             f"Machine: {platform.platform()}, {cpu}, {torch.get_num_threads()} torch threads, GPU: {gpu}; "
             f"torch {torch.__version__}, {os.cpu_count()} CPU cores; times are wall clock per frame.",
-            f"Prior: {train_note}; interval_scale {prior.config.get('interval_scale', 1.0):g} "
-            "(`benchmarks/calibrate_prior.py`; 1 = uncalibrated).",
+            f"Prior: {train_note}; interval_scale {prior.config.get('interval_scale', 1.0):g}, "
+            f"interval_reach_weight {prior.config.get('interval_reach_weight', 0.0):g}, "
+            f"interval_far_window {prior.config.get('interval_far_window', 0)} "
+            "(`benchmarks/calibrate_prior.py`; 1, 0, 0 = uncalibrated).",
             f"Sampling: {bench.sampling}.",
             "Bold: the best classical fill per column (the prior's target is to beat it).",
             *sections,

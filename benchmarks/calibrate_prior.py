@@ -9,8 +9,8 @@ Fitted on (`diffnerf_ns.prior.calibration`), each source weighing the same:
 - real: the validation frames of `diffnerf_ns.data_split.VALIDATION_FRAMES` (TUM, SUN RGB-D), with valid pixels
   hidden under real hole shapes and scored against the sensor, as the refinement benchmark scores its real
   frames. Skipped, and said so, where `--fixtures` is absent; with the synthetic source alone (or
-  `--no-fit-real`: scored, not fitted) only the scale is fitted and the reach weight stays 0.
-Writes `interval_scale` and `interval_reach_weight`, and a markdown report.
+  `--no-fit-real`: scored, not fitted) only the scale is fitted, and the reach weight and far window stay 0.
+Writes `interval_scale`, `interval_reach_weight` and `interval_far_window`, and a markdown report.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ class Calibrate:
     reach_weights: tuple[float, ...] = (0.0, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008)
     """Candidate `interval_reach_weight`s (sigma per metre of depth per pixel into the hole) when fitting on two
     sources."""
+    far_windows: tuple[int, ...] = (0, 9, 15, 21, 31)
+    """Candidate `interval_far_window`s (pixels; 0: symmetric intervals) when fitting on two sources: the box in
+    which a hole's interval reaches the deepest measured depth."""
     threads: int = 2
     report: Path = Path("benchmarks/results/prior_calibration.md")
 
@@ -100,12 +103,14 @@ def main(run: Calibrate) -> None:
     started = time.perf_counter()
     fit_on = list(sources) if run.fit_real else [synthetic]
     candidates = run.reach_weights if len(fit_on) > 1 else (0.0,)
-    fit = fit_intervals(prior, sources, run.sampling, fit_on, candidates)
+    windows = run.far_windows if len(fit_on) > 1 else (0,)
+    fit = fit_intervals(prior, sources, run.sampling, fit_on, candidates, windows)
     minutes = (time.perf_counter() - started) / 60
     index_path = run.prior / "model_index.json"
     index = json.loads(index_path.read_text())
     index["interval_scale"] = round(fit.scale, 4)
     index["interval_reach_weight"] = fit.reach_weight
+    index["interval_far_window"] = fit.far_window
     index_path.write_text(json.dumps(index, indent=2) + "\n")
     lines = [
         *report_head("Prior interval calibration", "benchmarks.calibrate_prior", run.threads, minutes),
@@ -121,9 +126,10 @@ def main(run: Calibrate) -> None:
         ),
         "",
         f"Fitted: interval_scale **{fit.scale:.3f}**, interval_reach_weight **{fit.reach_weight:g}** (of "
-        f"{', '.join(f'{w:g}' for w in candidates)}). The mean coverage over "
-        f"the sources fitted on is {100 * run.sampling.interval:.0f}% by construction; the reach weight is the one "
-        "whose worse fitted source comes closest to it. Coverage before: scale 1, the samples' spread alone.",
+        f"{', '.join(f'{w:g}' for w in candidates)}), interval_far_window **{fit.far_window}** px (of "
+        f"{', '.join(str(w) for w in windows)}). The mean coverage over the sources fitted on is "
+        f"{100 * run.sampling.interval:.0f}% by construction; the reach weight and far window are the pair whose "
+        "worse fitted source comes closest to it. Coverage before: scale 1, the samples' spread alone, symmetric.",
         "",
         f"Written to `{index_path}`; the benchmarks report the coverage they give on their frames.",
     ]

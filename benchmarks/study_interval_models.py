@@ -75,12 +75,16 @@ def hole_depth_range(raw_depth: np.ndarray, ring: int = 2) -> np.ndarray:
     return np.concatenate([[0.0], np.nan_to_num(top - bottom)])[labels]
 
 
-def hole_pixels(prior: RGBDPrior, frames: list[tuple[np.ndarray, ...]], study: Study) -> HolePixels:
-    """The calibration's hole draws of the source's frames, and the depth range around each of their holes."""
-    sampling = replace(study.sampling, interval_scale=1.0, interval_reach_weight=0.0)
+def hole_pixels(
+    prior: RGBDPrior, frames: list[tuple[np.ndarray, ...]], study: Study, far_window: int = 0
+) -> HolePixels:
+    """The calibration's hole draws of the source's frames (with the far-side depth of `far_window`), and the
+    depth range around each of their holes."""
+    sampling = replace(study.sampling, interval_scale=1.0, interval_reach_weight=0.0, interval_far_window=0)
     ranges = [hole_depth_range(raw)[(raw <= 0) & (truth > 0)] for _, raw, truth in frames]
     frame = [np.full(r.size, i) for i, r in enumerate(ranges)]
-    return HolePixels(hole_draws(prior, frames, sampling), np.concatenate(ranges), np.concatenate(frame))
+    draws = hole_draws(prior, frames, sampling, (far_window,))
+    return HolePixels(draws, np.concatenate(ranges), np.concatenate(frame))
 
 
 def breakdown(values: np.ndarray, bins: list[float], covered: np.ndarray) -> list[str]:
@@ -120,7 +124,8 @@ def main(study: Study) -> None:
     if len(frames) != 2:
         raise SystemExit(f"{study.fixtures}: the real validation frames are needed to compare two sources")
     full_names = dict(zip(("synthetic", "real"), frames, strict=True))
-    sources = {short: hole_pixels(prior, frames[name], study) for short, name in full_names.items()}
+    window = prior.config.get("interval_far_window", 0)
+    sources = {short: hole_pixels(prior, frames[name], study, window) for short, name in full_names.items()}
     names = list(sources)
     z = interval_quantile(study.sampling.interval, study.sampling.samples)
     rows = []
@@ -153,12 +158,16 @@ def main(study: Study) -> None:
             + " | ".join(f"{rank[n]:+.2f}" for n in names)
             + f" | {p90 / p10:.1f} |"
         )
-    shipped = prior.config.get("interval_scale", 1.0), prior.config.get("interval_reach_weight", 0.0)
+    shipped = (
+        prior.config.get("interval_scale", 1.0),
+        prior.config.get("interval_reach_weight", 0.0),
+        prior.config.get("interval_far_window", 0),
+    )
     bins, reach_bins = [0.0, 1.0, 1.5, 2.5, 3.5, 100.0], [0.0, 2.0, 5.0, 10.0, 20.0, np.inf]
     by_depth, by_reach, by_frame = [], [], []
     for n, s in sources.items():
         d = s.draws
-        covered = d.errors <= z * shipped[0] * d.sigma(shipped[1])
+        covered = d.ratios(shipped[1], shipped[2], z) <= shipped[0]
         gross = d.errors > study.gross * d.truth
         by_depth.append(f"| {n} | " + " | ".join(breakdown(d.truth, bins, covered)) + " |")
         by_reach.append(f"| {n} | " + " | ".join(breakdown(d.reach, reach_bins, covered)) + " |")
@@ -191,7 +200,8 @@ def main(study: Study) -> None:
         "|---|---:|---:|" + "---:|" * (2 * len(names) + 1),
         *rows,
         "",
-        f"Where the prior's calibration (interval_scale {shipped[0]:g}, interval_reach_weight {shipped[1]:g}) misses, "
+        f"Where the prior's calibration (interval_scale {shipped[0]:g}, interval_reach_weight {shipped[1]:g}, "
+        f"interval_far_window {shipped[2]}) misses, "
         "by true depth and by distance to the nearest measured pixel: share of the source's hole pixels / coverage.",
         "",
         "| source | " + " | ".join(f"{lo:g}-{hi:g} m" for lo, hi in zip(bins[:-1], bins[1:], strict=True)) + " |",

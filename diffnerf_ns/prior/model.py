@@ -63,10 +63,13 @@ class RGBDPrior(DiffusionPipeline):
         interval_scale: float = 1.0,
         conditioning_fill: str = "nearest",  # a ConditioningFill, checked below (diffusers warns on Literal)
         interval_reach_weight: float = 0.0,
+        interval_far_window: int = 0,
     ) -> None:
         """`interval_scale` and `interval_reach_weight` set the sigma of refinement's holes
-        (`diffnerf_ns.prior.refine.hole_sigma`) so its stated intervals hold; both are fitted by
-        `diffnerf_ns.prior.calibration` on frames no benchmark scores (1 and 0: uncalibrated, the spread alone).
+        (`diffnerf_ns.prior.refine.hole_sigma`), and `interval_far_window` lets a hole's interval reach the deepest
+        depth measured in that box around it (`refine.far_side_depth`), so its stated intervals hold; all three are
+        fitted by `diffnerf_ns.prior.calibration` on frames no benchmark scores (1, 0, 0: uncalibrated, the spread
+        alone).
         `conditioning_fill` is the classical fill of the conditioning's holes the UNet was trained with; refinement
         uses the same one unless told otherwise (a folder that records none was trained with `nearest`)."""
         super().__init__()
@@ -76,6 +79,8 @@ class RGBDPrior(DiffusionPipeline):
             raise ValueError(f"interval_scale must be > 0, got {interval_scale}")
         if not interval_reach_weight >= 0:
             raise ValueError(f"interval_reach_weight must be >= 0, got {interval_reach_weight}")
+        if int(interval_far_window) != interval_far_window or interval_far_window < 0:
+            raise ValueError(f"interval_far_window must be a whole number of pixels >= 0, got {interval_far_window}")
         if conditioning_fill not in get_args(ConditioningFill):
             raise ValueError(f"conditioning_fill {conditioning_fill!r}: one of {get_args(ConditioningFill)}")
         self.register_modules(unet=unet, scheduler=scheduler)
@@ -84,6 +89,7 @@ class RGBDPrior(DiffusionPipeline):
             interval_scale=float(interval_scale),
             conditioning_fill=conditioning_fill,
             interval_reach_weight=float(interval_reach_weight),
+            interval_far_window=int(interval_far_window),
         )
 
     @classmethod

@@ -12,6 +12,7 @@ from diffnerf_ns.prior.refine import (
     RefineConfig,
     Refinement,
     confidence_from_sigma,
+    far_side_depth,
     hole_reach,
     hole_sigma,
     interval_quantile,
@@ -179,3 +180,64 @@ def test_fit_finds_the_reach_weight_that_serves_both_sources(monkeypatch: pytest
     fit = calibration.fit_intervals(None, sources, RefineConfig(), reach_weights=(0.0, 0.001, 0.004, 0.016))
     assert fit.reach_weight == 0.004 and fit.scale == pytest.approx(1.0, abs=0.05)
     assert fit.after == pytest.approx({"narrow": 0.9, "wide": 0.9}, abs=0.02)
+
+
+def test_far_side_depth_is_the_deepest_measurement_in_the_box() -> None:
+    """A 1 m wall with a 3 m one from column 6, a hole at columns 3-5: window 5 gives 3 m only within 2 px of the
+    far wall, 1 m beyond, 0 where the box holds no measurement, and window 0 gives 0 everywhere. Catches the
+    nearest depth taken instead of the deepest, a missing pixel's 0 counted as a depth, and an ignored window."""
+    raw = np.ones((5, 12))
+    raw[:, 6:] = 3.0
+    raw[:, 3:6] = 0.0
+    far = far_side_depth(raw, 5)
+    np.testing.assert_array_equal(far[2, :8], [1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 3.0, 3.0])
+    assert far_side_depth(np.zeros((5, 5)), 3).max() == 0.0
+    assert far_side_depth(raw, 0).max() == 0.0
+
+
+def test_refinement_reaches_the_far_side_in_holes_only() -> None:
+    """A prior saved with interval_far_window 9 raises each hole pixel's upper bound to at least the deepest depth
+    measured in its 9 x 9 box, keeps the lower bound, trusts such a pixel less, and leaves measured pixels alone.
+    Catches a stored window that is never read, a bound that moves the near end, or a confidence that ignores the
+    wider interval."""
+    raw, plain, far = _refined_before_and_after(interval_far_window=9)
+    holes = raw <= 0
+    reach = far_side_depth(raw, 9)
+    np.testing.assert_allclose(far.upper[holes], np.maximum(plain.upper, reach)[holes], rtol=1e-6)
+    np.testing.assert_array_equal(far.lower, plain.lower)
+    raised = holes & (reach > plain.upper)
+    assert raised.sum() > 10  # the test frame has a far surface beside the hole
+    assert (far.confidence[raised] < plain.confidence[raised]).all()
+    np.testing.assert_array_equal(far.upper[~holes], plain.upper[~holes])
+    np.testing.assert_array_equal(far.confidence[~holes], plain.confidence[~holes])
+
+
+def test_fit_finds_the_far_window_when_fills_take_the_near_side(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One source's holes are shadows beside a far wall, filled with the near wall's depth (the Kinect failure the
+    far window is for); the other's are plain. A symmetric interval covers both only by widening every hole; the
+    fit must pick the far window that holds the shadow's truth and put both sources near 90%. Catches a window
+    never tried, a coverage ratio that ignores the far end, and the far end taken on the near side."""
+    rng = np.random.default_rng(5)
+
+    def fake_refine(prior, rgb, raw, config):
+        near = np.where(raw > 0, raw, 1.0)  # the fill: the near wall's depth everywhere in the hole
+        half = np.full(raw.shape, 0.05)
+        depth = near + rng.normal(0.0, 0.05 / 1.6449, raw.shape) * (raw <= 0)
+        samples = draws_with_half_width(depth, half, config)
+        return Refinement(depth, depth - half, depth + half, half, half, samples)
+
+    monkeypatch.setattr(calibration, "refine_depth", fake_refine)
+    shadow = np.ones((40, 40))
+    shadow[:, 24:] = 3.0
+    shadow[:, 20:24] = 0.0  # a 4 px shadow on the far wall's side of the edge
+    shadow[5:25, 0:12] = 0.0  # and a plain hole in the near wall, beyond the far window's reach
+    shadow_truth = np.where(np.arange(40) >= 20, 3.0, 1.0)[None].repeat(40, 0)
+    plain = np.ones((40, 40))
+    plain[10:30, 10:30] = 0.0
+    rgb = np.zeros((40, 40, 3))
+    sources = {"shadows": [(rgb, shadow, shadow_truth)] * 3, "plain": [(rgb, plain, np.ones((40, 40)))]}
+    symmetric = calibration.fit_intervals(None, sources, RefineConfig())
+    fit = calibration.fit_intervals(None, sources, RefineConfig(), far_windows=(0, 9))
+    assert symmetric.far_window == 0 and symmetric.scale > 10  # widening every hole to 2 m is the only way
+    assert fit.far_window == 9 and fit.scale == pytest.approx(0.9, abs=0.15)  # near the spread itself
+    assert fit.after == pytest.approx({"shadows": 0.9, "plain": 0.9}, abs=0.04)
