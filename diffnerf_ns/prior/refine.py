@@ -272,8 +272,8 @@ def hole_sigma(samples: np.ndarray, depth: np.ndarray, reach: np.ndarray, reach_
 def far_side_depth(raw_depth: np.ndarray, window: int) -> np.ndarray:
     """Per pixel, the deepest measured depth in the `window` x `window` box around it: 0 where the box holds no
     measurement, or for window 0. Why: on 89% of the calibration rooms' hole pixels that a symmetric interval
-    missed, the fill was too near (`benchmarks/results/prior_calibration.md`), as a Kinect shadow lies on the far
-    side of an edge and a fill started from the nearest measurement often takes the near side."""
+    missed, the fill was too near (docs/prior.md, "Its interval"), as a Kinect shadow lies on the far side of an
+    edge and a fill started from the nearest measurement often takes the near side."""
     if window <= 0:
         return np.zeros_like(raw_depth)
     return ndimage.maximum_filter(raw_depth, size=window, mode="constant", cval=0.0)
