@@ -321,11 +321,12 @@ def refine_depth(
     z_hole = interval_quantile(config.interval, config.samples)
     hole_half = z_hole * scale * hole_sigma(samples, depth, hole_reach(raw_depth), reach_weight)
     hole_lower, hole_upper = hole_interval(depth, hole_half, far_side_depth(raw_depth, far_window))
-    sensor_half = stats.norm.ppf(0.5 + config.interval / 2) * config.sensor_sigma_at_1m * raw_depth**2
+    sensor_sigma = config.sensor_sigma_at_1m * raw_depth**2
+    sensor_half = stats.norm.ppf(0.5 + config.interval / 2) * sensor_sigma
     lower = np.where(observed, depth - sensor_half, hole_lower)
     upper = np.where(observed, depth + sensor_half, hole_upper)
     # sigma: the interval's mean half-width in sigmas, so a hole that may be the far surface is trusted less.
-    sigma = np.where(observed, config.sensor_sigma_at_1m * raw_depth**2, (hole_upper - hole_lower) / (2 * z_hole))
+    sigma = np.where(observed, sensor_sigma, (hole_upper - hole_lower) / (2 * z_hole))
     confidence = confidence_from_sigma(sigma, depth, config.relative_tolerance)
     return Refinement(
         depth=depth.astype(np.float32),
