@@ -241,3 +241,27 @@ def test_fit_finds_the_far_window_when_fills_take_the_near_side(monkeypatch: pyt
     assert symmetric.far_window == 0 and symmetric.scale > 10  # widening every hole to 2 m is the only way
     assert fit.far_window == 9 and fit.scale == pytest.approx(0.9, abs=0.15)  # near the spread itself
     assert fit.after == pytest.approx({"shadows": 0.9, "plain": 0.9}, abs=0.04)
+
+
+def test_fitted_coverage_is_the_refined_intervals_coverage() -> None:
+    """The fit's model of an interval (`HoleDraws.ratios` against a scale) and the interval `refine_depth` states
+    with that scale, reach weight and far window must hold the truth at the same hole pixels, or the fitted 90%
+    is not the refined depth's 90%. Catches a quantile that differs between the two (Student t against normal),
+    a scale applied twice, a far end that moves the near bound, and ratios zeroed on the wrong side of the fill."""
+    frame = next(iter(synthetic_room_frames(1, 48, 36, seed=7)))
+    raw = frame.depth.copy()
+    raw[6:30, 14:22] = 0.0
+    raw[20:34, 30:46] = 0.0
+    holes = raw <= 0
+    prior = RGBDPrior.create(16, (16, 32), 1, False)
+    draws = calibration.hole_draws(prior, [(frame.rgb, raw, frame.depth)], SMALL, far_windows=(9,))
+    z = interval_quantile(SMALL.interval, SMALL.samples)
+    coverages = []
+    for scale, reach_weight, window in ((0.5, 0.0, 0), (1.0, 0.004, 9), (0.25, 0.004, 9), (3.0, 0.01, 0)):
+        predicted = float((draws.ratios(reach_weight, window, z) <= scale).mean())
+        prior.register_to_config(interval_scale=scale, interval_reach_weight=reach_weight, interval_far_window=window)
+        refined = refine_depth(prior, frame.rgb, raw, SMALL)
+        held = (frame.depth >= refined.lower) & (frame.depth <= refined.upper)
+        assert float(held[holes].mean()) == pytest.approx(predicted, abs=2 / holes.sum())
+        coverages.append(predicted)
+    assert min(coverages) < 0.6 and max(coverages) > 0.8  # the scales span the coverage, not one saturated end
