@@ -53,6 +53,9 @@ class RgbdDataParserConfig(NerfstudioDataParserConfig):
     """Depth-to-colour misalignment when a capture is converted: measured from edges always, corrected where the
     layout gives no registration ('auto'); 'camera' fits the camera unregistered depth came from (7-Scenes) and
     registers depth with it (see `data_converters.convert.ConvertOptions.depth_alignment`)."""
+    trajectory_scale: Literal["measure", "apply", "off"] = "measure"
+    """Whether the poses agree in scale with the depth when a capture is converted: 'measure' warns where they do
+    not, 'apply' rescales the path where the check is firm (`data_converters.convert.ConvertOptions`)."""
     given_intrinsics: Literal["colour", "depth"] = "colour"
     """Which camera the capture's intrinsics describe: 'depth' for 7-Scenes' usual 585 px (needs
     `depth-alignment camera`, which derives the colour camera's)."""
@@ -184,6 +187,7 @@ class RgbdDataParser(Nerfstudio):
             options=ConvertOptions(
                 poses=self.config.poses,
                 depth_alignment=self.config.depth_alignment,
+                trajectory_scale=self.config.trajectory_scale,
                 given_intrinsics=self.config.given_intrinsics,
             ),
             depth_unit=self.config.depth_unit,

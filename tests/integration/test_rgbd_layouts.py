@@ -130,3 +130,40 @@ def test_ns_train_any_layout_without_flags(layout: str, fixtures_dir: Path, tmp_
     meta = json.loads((tmp_path / "capture_nerfstudio" / "metadata.json").read_text())
     assert meta["source"] == f"RGB-D capture, {layout} layout"
     assert list((tmp_path / "runs").rglob("*.ckpt"))
+
+
+@pytest.mark.parametrize("mode, expected_ratio", [("measure", 0.8), ("apply", 1.0)])
+def test_dataparser_trajectory_scale_reaches_the_conversion(
+    mode: str, expected_ratio: float, fixtures_dir: Path, tmp_path: Path
+) -> None:
+    """SUN3D fragment 2 with its given path planted 20% short, parsed with `trajectory-scale measure|apply`: the
+    training cameras' path keeps the planted length, or gets back the length the depth agrees with. Catches: the
+    flag not passed to the conversion (a no-op), and a cache converted under one mode reused for the other."""
+    import numpy as np
+
+    from diffnerf_ns.data.rgbd_dataparser import RgbdDataParserConfig
+    from diffnerf_ns.metrics import path_length_ratio
+
+    source = fixtures_dir / "sun3d_study_100"
+    capture = tmp_path / "planted"
+    (capture / "fragment-2-rgbd-frames").mkdir(parents=True)
+    (capture / "camera-intrinsics.txt").symlink_to((source / "camera-intrinsics.txt").resolve())
+    given = []
+    for path in sorted((source / "fragment-2-rgbd-frames").iterdir()):
+        if path.name.endswith(".pose.txt"):
+            given.append(np.loadtxt(path))
+        else:
+            (capture / path.parent.name / path.name).symlink_to(path.resolve())
+    given = np.stack(given)
+    for pose, path in zip(given, sorted((source / "fragment-2-rgbd-frames").glob("*.pose.txt")), strict=True):
+        short = pose.copy()
+        short[:3, 3] = given[0, :3, 3] + 0.8 * (pose[:3, 3] - given[0, :3, 3])
+        np.savetxt(capture / path.parent.name / path.name, short)
+    for other in ("apply" if mode == "measure" else "measure", mode):  # the last conversion is the one scored
+        config = RgbdDataParserConfig(
+            data=capture, depth_alignment="off", trajectory_scale=other, eval_mode="all", cache_dir=tmp_path / "cache"
+        )
+        outputs = config.setup().get_dataparser_outputs("train")
+    assert len(outputs.image_filenames) == len(given)
+    ratio = path_length_ratio(outputs.cameras.camera_to_worlds.numpy(), given)
+    assert abs(ratio - expected_ratio) < 0.03, ratio
