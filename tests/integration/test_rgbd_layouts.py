@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -139,26 +140,22 @@ def test_dataparser_trajectory_scale_reaches_the_conversion(
     """SUN3D fragment 2 with its given path planted 20% short, parsed with `trajectory-scale measure|apply`: the
     training cameras' path keeps the planted length, or gets back the length the depth agrees with. Catches: the
     flag not passed to the conversion (a no-op), and a cache converted under one mode reused for the other."""
-    import numpy as np
-
+    from data_converters.trajectory_scale import scaled
     from diffnerf_ns.data.rgbd_dataparser import RgbdDataParserConfig
     from diffnerf_ns.metrics import path_length_ratio
 
     source = fixtures_dir / "sun3d_study_100"
-    capture = tmp_path / "planted"
-    (capture / "fragment-2-rgbd-frames").mkdir(parents=True)
-    (capture / "camera-intrinsics.txt").symlink_to((source / "camera-intrinsics.txt").resolve())
-    given = []
-    for path in sorted((source / "fragment-2-rgbd-frames").iterdir()):
-        if path.name.endswith(".pose.txt"):
-            given.append(np.loadtxt(path))
-        else:
-            (capture / path.parent.name / path.name).symlink_to(path.resolve())
-    given = np.stack(given)
-    for pose, path in zip(given, sorted((source / "fragment-2-rgbd-frames").glob("*.pose.txt")), strict=True):
-        short = pose.copy()
-        short[:3, 3] = given[0, :3, 3] + 0.8 * (pose[:3, 3] - given[0, :3, 3])
-        np.savetxt(capture / path.parent.name / path.name, short)
+    frames = tmp_path / "planted" / "fragment-2-rgbd-frames"
+    frames.mkdir(parents=True)
+    (frames.parent / "camera-intrinsics.txt").symlink_to((source / "camera-intrinsics.txt").resolve())
+    pose_files = sorted((source / frames.name).glob("*.pose.txt"))
+    given = np.stack([np.loadtxt(path) for path in pose_files])
+    for path in (source / frames.name).iterdir():
+        if not path.name.endswith(".pose.txt"):
+            (frames / path.name).symlink_to(path.resolve())
+    for path, short in zip(pose_files, scaled(given, 0.8), strict=True):
+        np.savetxt(frames / path.name, short)
+    capture = frames.parent
     for other in ("apply" if mode == "measure" else "measure", mode):  # the last conversion is the one scored
         config = RgbdDataParserConfig(
             data=capture, depth_alignment="off", trajectory_scale=other, eval_mode="all", cache_dir=tmp_path / "cache"
