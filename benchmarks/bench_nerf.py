@@ -236,9 +236,9 @@ class Bench:
                 flags += ("--regulariser-patch-sample-fraction", str(self.regulariser_patch_sample_fraction))
         return flags
 
-    def main(self) -> None:
-        started = time.time()
-        torch.set_num_threads(2)
+    def plan_jobs(self) -> tuple[dict[str, BenchScene], Path | None, list[RunSpec], list[str]]:
+        """(scenes, prior, runs in grid order, skipped cells). Prepares what the runs read: the views, and their
+        refined layers where a method trains on them (a re-refinement when the prior or refine code changed)."""
         scenes = self.bench_scenes()
         uses_prior = any(m in PRIOR_METHODS for m in self.methods)
         prior = self.prior_dir() if uses_prior else None
@@ -261,6 +261,12 @@ class Bench:
                             jobs.append(RunSpec(method, name, setting, view, scene.reference, prior, seed, extra))
         # Seed-major: a grid cut short (by a session's end) leaves whole seeds, every method on every scene.
         jobs.sort(key=lambda job: self.seeds.index(job.seed))
+        return scenes, prior, jobs, skipped
+
+    def main(self) -> None:
+        started = time.time()
+        torch.set_num_threads(2)
+        scenes, prior, jobs, skipped = self.plan_jobs()
         if self.plan:
             print_plan(self, jobs)
             return
