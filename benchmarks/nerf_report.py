@@ -82,6 +82,11 @@ def summarise(values: list[float], fmt: str) -> str:
     return f"{format(float(np.mean(values)), fmt)} ± {format(float(np.std(values)), fmt)}"
 
 
+def scene_group(scene: str) -> str:
+    """The row group a scene is averaged in: the synthetic rooms together, each real scene on its own."""
+    return "synthetic rooms" if scene.startswith("room") else scene
+
+
 def write_report(
     bench: Bench,
     scenes: dict[str, BenchScene],
@@ -93,10 +98,9 @@ def write_report(
     """Write the table (and the plot beside it) to `bench.report` and print it; `skipped` names the scene/setting
     pairs that have no rows because the scene has too few frames for the setting."""
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
-    groups = {  # table row group -> scenes averaged in it
-        "synthetic rooms": [s for s in scenes if s.startswith("room")],
-        **{s: [s] for s in scenes if not s.startswith("room")},
-    }
+    groups: dict[str, list[str]] = {"synthetic rooms": []}  # table row group -> scenes averaged in it
+    for name in scenes:
+        groups.setdefault(scene_group(name), []).append(name)
     lines = [
         "# diffnerf vs depth-nerfacto on Kinect-corrupted input: does the diffusion prior help?",
         "",

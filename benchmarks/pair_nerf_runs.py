@@ -24,6 +24,7 @@ import numpy as np
 import tyro
 
 from benchmarks.bench_nerf import Bench
+from benchmarks.nerf_report import scene_group
 
 Cell = tuple[str, str, int]
 """(scene, setting, seed)."""
@@ -64,11 +65,6 @@ class Pair(NamedTuple):
         return self.b["depth_abs_rel"] / self.a["depth_abs_rel"]
 
 
-def scene_group(scene: str) -> str:
-    """The synthetic rooms are one group; each real scene is its own."""
-    return "rooms" if scene.startswith("room") else scene
-
-
 def pair_runs(a: dict[Cell, dict | None], b: dict[Cell, dict | None]) -> tuple[list[Pair], list[str]]:
     """Pairs of cells both sides have a current result for, and a line per cell one side lacks."""
     pairs, missing = [], []
@@ -94,13 +90,13 @@ def summary_row(name: str, pairs: list[Pair]) -> str:
 
 def summary_table(pairs: list[Pair]) -> str:
     """Per scene group and setting, then per group over settings, then all pairs."""
-    groups: dict[tuple[str, str], list[Pair]] = {}
+    by_setting: dict[str, list[Pair]] = {}
+    by_group: dict[str, list[Pair]] = {}
     for p in pairs:
-        groups.setdefault((scene_group(p.cell[0]), p.cell[1]), []).append(p)
-    rows = [summary_row(f"{g} {setting}", ps) for (g, setting), ps in groups.items()]
-    for g in dict.fromkeys(k[0] for k in groups):
-        rows.append(summary_row(f"{g}, every setting", [p for p in pairs if scene_group(p.cell[0]) == g]))
-    rows.append(summary_row("all", pairs))
+        group = scene_group(p.cell[0])
+        by_setting.setdefault(f"{group} {p.cell[1]}", []).append(p)
+        by_group.setdefault(f"{group}, every setting", []).append(p)
+    rows = [summary_row(name, ps) for name, ps in (*by_setting.items(), *by_group.items(), ("all", pairs))]
     return (
         "| pairs of | n | PSNR B - A, dB: mean (min, max) | B higher | AbsRel B / A: mean (median) | B lower |\n"
         "|---|---|---|---|---|---|\n" + "\n".join(rows)
