@@ -57,6 +57,7 @@ from benchmarks.nerf_scenes import BenchScene, benchmark_rooms, icl_scene, split
 from benchmarks.tsdf_fusion import tsdf_row
 from data_converters.nerfstudio_scene import load_scene
 from diffnerf_ns.data_split import EVAL_INTERVAL
+from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 from diffnerf_ns.prior.refine import REFINED_LAYERS
 
 NERF_METHODS = (
@@ -227,13 +228,19 @@ class Bench:
         return self.dense_pose_refinement if setting == "dense" else self.few_view_pose_refinement
 
     def extra_flags(self, method: str, setting: str) -> tuple[str, ...]:
-        """The row's pose refinement for every method; the cost study's regulariser cadence for prior rows."""
+        """The row's pose refinement for every method; the regulariser's cadence for prior rows.
+
+        The patch sample fraction is always passed, the preset's when not overridden, so a run's key names the
+        fraction it trained with: a run made with the flag and one made with the same default are one run.
+        """
         flags = ("--camera-optimizer-mode", self.pose_refinement(setting))
         if method in ("diffnerf-reg", "diffnerf-both"):
             if self.regulariser_every_n_steps is not None:
                 flags += ("--regulariser-every-n-steps", str(self.regulariser_every_n_steps))
-            if self.regulariser_patch_sample_fraction is not None:
-                flags += ("--regulariser-patch-sample-fraction", str(self.regulariser_patch_sample_fraction))
+            fraction = self.regulariser_patch_sample_fraction
+            if fraction is None:
+                fraction = PatchRegulariserConfig.patch_sample_fraction
+            flags += ("--regulariser-patch-sample-fraction", str(fraction))
         return flags
 
     def plan_jobs(self) -> tuple[dict[str, BenchScene], Path | None, list[RunSpec], list[str]]:

@@ -30,7 +30,7 @@ from diffnerf_ns.presets import configure_run
 from diffnerf_ns.prior.shipped import require_default_prior
 
 CADENCES: tuple[tuple[int, float], ...] = ((1, 1.0), (2, 1.0), (1, 0.5), (2, 0.5), (4, 0.25), (4, 1.0))
-"""(every_n_steps, patch_sample_fraction) of each regularised variant; (1, 1.0) is the preset."""
+"""(every_n_steps, patch_sample_fraction) of each regularised variant; (1, 0.5) is the preset, (1, 1.0) the recipe."""
 
 
 @dataclasses.dataclass

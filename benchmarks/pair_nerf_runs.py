@@ -8,7 +8,7 @@ a run that is missing or stale is listed as such, never trained here.
 
     python -m benchmarks.pair_nerf_runs --flags="--scenes room1 room2 room3 sun3d --settings few3 few6 --seeds 0 1 2
         ... --store benchmarks/results/nerf_runs --prior diffnerf_ns/prior/pretrained" \\
-        --a diffnerf-reg --b diffnerf-reg --b-flags="--regulariser-patch-sample-fraction 0.5" \\
+        --a diffnerf-reg --a-flags="--regulariser-patch-sample-fraction 1.0" --b diffnerf-reg \\
         --report benchmarks/results/nerf_reg_frac05_paired.md
 """
 
