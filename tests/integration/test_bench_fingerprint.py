@@ -16,6 +16,7 @@ import benchmarks.bench_nerf as bench_nerf
 from benchmarks.bench_nerf import Bench, RunSpec
 from benchmarks.fingerprint import loaded_sources, sources_unchanged
 from benchmarks.nerf_report import reuse_note
+from diffnerf_ns.models.patch_regulariser import PatchRegulariserConfig
 
 
 @pytest.fixture
@@ -96,6 +97,29 @@ def test_a_new_prior_retrains_only_the_runs_that_read_it(tmp_path: Path, fake_ha
     assert not any("--prior" in call for call in fake_harness[:2]) and "--prior" in fake_harness[2]
     (prior / "weights.safetensors").write_bytes(b"v2")
     assert [bench.run(s)["reused"] for s in specs] == [True, True, False]
+
+
+def test_a_prior_row_is_keyed_by_the_fraction_it_trains_with(tmp_path: Path, fake_harness: list[list[str]]) -> None:
+    """The preset's patch sample fraction and the same value named by the flag are one run; another fraction is
+    another run, and the harness is told the fraction either way. Catches a key that names the fraction only when
+    overridden (a default change then keeps the old default's runs under the same flags), a flag that reaches the
+    key but not the harness, and a fraction flag on rows that never regularise."""
+    view, prior = _view(tmp_path), tmp_path / "prior"
+    prior.mkdir()
+    (prior / "weights.safetensors").write_bytes(b"v1")
+    default = PatchRegulariserConfig.patch_sample_fraction
+
+    def run(fraction: float | None, method: str = "diffnerf-reg") -> dict:
+        bench = Bench(workdir=tmp_path / "work", iterations=10, regulariser_patch_sample_fraction=fraction)
+        extra = bench.extra_flags(method, "few3")
+        return bench.run(RunSpec(method, "room1", "few3", view, tmp_path / "ref.npy", prior, 0, extra))
+
+    assert not run(None)["reused"]
+    assert fake_harness[0][fake_harness[0].index("--regulariser-patch-sample-fraction") + 1] == str(default)
+    assert run(default)["reused"]
+    assert not run(1.0 if default != 1.0 else 0.5)["reused"]
+    assert not run(None, "diffnerf-no-prior")["reused"]
+    assert "--regulariser-patch-sample-fraction" not in fake_harness[-1] and len(fake_harness) == 3
 
 
 def test_a_store_outside_the_workdir_carries_runs_to_a_fresh_machine(
@@ -179,6 +203,7 @@ def test_printed_command_rebuilds_the_same_benchmark() -> None:
         dense_pose_refinement="off",
         few_view_pose_refinement="SO3xR3",
         regulariser_every_n_steps=4,
+        regulariser_patch_sample_fraction=0.25,
         store=Path("benchmarks/results/nerf_runs"),
     )
     argv = shlex.split(bench.command())
