@@ -34,6 +34,7 @@ import torch
 import tyro
 from PIL import Image
 
+from benchmarks.figures import save_figure
 from data_converters.synthetic.corpus import corpus_frames
 from data_converters.synthetic.kinect_noise import KinectNoiseModel
 from diffnerf_ns.data_split import VALIDATION_FRAMES, sun3d_group
@@ -219,8 +220,7 @@ def picture(case: Case, fills: dict[str, np.ndarray], path: Path) -> None:
         ax.axis("off")
     fig.suptitle(f"{case.name}: depth 0-{vmax:.1f} m, black = missing", fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
 
 

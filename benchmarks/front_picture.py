@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import tyro
 
+from benchmarks.figures import save_figure
 from diffnerf_ns.export_mesh import MeshSettings, WorldFrame, cast_camera_rays, export_mesh, render_depth
 
 if TYPE_CHECKING:
@@ -95,8 +96,7 @@ def main(args: FrontPicture) -> None:
         fontsize=9,
     )
     fig.tight_layout()
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=100)
+    save_figure(fig, args.output, dpi=100)
     record = {
         "command": f"python -m benchmarks.front_picture --load-config {args.load_config} --view {args.view}"
         + (f" --label '{args.label}'" if args.label else ""),
