@@ -27,6 +27,7 @@ def test_a_saved_figure_is_a_smaller_palette_png_of_the_same_picture(tmp_path: P
     plt.close(fig)
     reference, written = Image.open(plain), Image.open(small)
     assert written.mode == "P" and written.size == reference.size == (480, 160)
+
     def blocks(image: Image.Image) -> np.ndarray:  # dithering moves single pixels, not 4x4 means
         return np.asarray(image.convert("RGB"), float).reshape(40, 4, 120, 4, 3).mean(axis=(1, 3))
 
