@@ -230,8 +230,9 @@ class Bench:
     def extra_flags(self, method: str, setting: str) -> tuple[str, ...]:
         """The row's pose refinement for every method; the regulariser's cadence for prior rows.
 
-        The patch sample fraction is always passed, the preset's when not overridden, so a run's key names the
-        fraction it trained with: a run made with the flag and one made with the same default are one run.
+        The patch sample fraction is always passed (the config's default when not overridden; no preset sets its
+        own), so a run's key names the fraction it trained with: a run made with the flag and one made with the
+        same default are one run.
         """
         flags = ("--camera-optimizer-mode", self.pose_refinement(setting))
         if method in ("diffnerf-reg", "diffnerf-both"):
